@@ -1,0 +1,79 @@
+"""Constants of the on-disk format, shared by the builder, the reference reader and the labs.
+
+Everything here is a fact about what Docker's overlay2 driver and layer store write (see
+``docker-storage-format.md``), not logic that resolves one id into another: that logic lives
+once, in the reference reader (``solutions/``). Standard library only, so the grading sandbox
+can offer this module to student code.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+
+__all__ = [
+    "CACHE_ID_RE",
+    "DIGEST_RE",
+    "LINK_RE",
+    "MAX_LOWERS",
+    "MOUNT_ID_RE",
+    "OPAQUE_XATTRS",
+    "WHITEOUT_OPAQUE",
+    "WHITEOUT_PREFIX",
+    "WHITEOUT_XATTRS",
+    "is_opaque",
+    "is_whiteout",
+]
+
+#: ``sha256:`` followed by 64 lowercase hex: diff ids, chain ids, image ids, digests.
+DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}$")
+#: A graph driver id: 64 lowercase hex, the name of ``overlay2/<cache-id>/``.
+CACHE_ID_RE = re.compile(r"^[a-f0-9]{64}$")
+#: What ``layerdb/mounts/<container>/{mount-id,init-id}`` may hold (moby checks this regex).
+MOUNT_ID_RE = re.compile(r"^[a-f0-9]{64}(-init)?$")
+#: overlay2's short link: 26 characters of RFC 4648 base32 (``A-Z2-7``), no padding.
+LINK_RE = re.compile(r"^[A-Z2-7]{26}$")
+#: overlay2 refuses to stack more lower layers than this.
+MAX_LOWERS = 128
+
+#: In a layer *tar*, a deleted path ``d/x`` is the empty file ``d/.wh.x`` …
+WHITEOUT_PREFIX = ".wh."
+#: … and a directory whose lower contents are hidden carries the entry ``d/.wh..wh..opq``.
+WHITEOUT_OPAQUE = ".wh..wh..opq"
+
+#: On disk an opaque directory carries one of these set to ``y``. ``trusted.`` is what a
+#: root daemon writes; ``user.`` is what overlayfs reads in rootless (userxattr) mode and what
+#: the builder falls back to when it may not write ``trusted.`` attributes.
+OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
+#: On disk a deleted path is a 0/0 character device. Where mknod is not allowed the builder
+#: writes overlayfs's other form instead: an empty file carrying one of these attributes.
+WHITEOUT_XATTRS = ("trusted.overlay.whiteout", "user.overlay.whiteout")
+
+
+def _has_xattr(path: str | os.PathLike[str], names: tuple[str, ...], value: bytes) -> bool:
+    for name in names:
+        try:
+            if os.getxattr(path, name, follow_symlinks=False) == value:
+                return True
+        except (OSError, AttributeError):
+            continue
+    return False
+
+
+def is_whiteout(path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` in a layer's ``diff/`` marks a deletion (a 0/0 char device).
+
+    Also accepts the xattr form the builder falls back to when it may not call mknod.
+    """
+    st = os.lstat(path)
+    if stat.S_ISCHR(st.st_mode):
+        return getattr(st, "st_rdev", 0) == 0  # pyfakefs has no st_rdev; its devices are 0/0
+    if stat.S_ISREG(st.st_mode) and st.st_size == 0:
+        return _has_xattr(path, WHITEOUT_XATTRS, b"y")
+    return False
+
+
+def is_opaque(path: str | os.PathLike[str]) -> bool:
+    """True when the directory ``path`` hides everything below it (overlay's opaque xattr)."""
+    return os.path.isdir(path) and _has_xattr(path, OPAQUE_XATTRS, b"y")

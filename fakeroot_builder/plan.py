@@ -1,0 +1,466 @@
+"""Turn catalogue recipes into everything a root holds, in memory, before a byte is written.
+
+The plan is pure: same seeds and selection, same plan. It computes the content-addressed ids
+(layer ids, db ids, image ids, digests) from real bytes, and draws the random ones (cache-ids,
+links, container ids) from the host's seeded Faker in a fixed order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from . import documents
+from .errors import UnknownImageError
+from .layer import Entry, Layer, sha256_digest
+from .provider import new_faker
+from .recipe import ContainerRecipe, ImageRecipe, LayerRecipe, derived_seed
+from .truth import Changes, ContainerTruth, ImageTruth, LayerTruth, RootTruth
+
+__all__ = ["CANONICAL_SEED", "ContainerPlan", "ImagePlan", "LayerPlan", "Plan", "chain_ids", "make_plan"]
+
+#: The seed of the tree the README and the handouts show.
+CANONICAL_SEED = 2023
+
+
+def chain_ids(diff_ids: Sequence[str]) -> list[str]:
+    """ChainIDs of a stack: the base's is its DiffID, then sha256 of ``"<parent chain> <diff>"``."""
+    out: list[str] = []
+    for diff_id in diff_ids:
+        out.append(diff_id if not out else sha256_digest(f"{out[-1]} {diff_id}".encode()))
+    return out
+
+
+@dataclass
+class LayerPlan:
+    """A layer in the layer store: its content, where it sits, and its random names."""
+
+    layer: Layer
+    db_id: str
+    parent: LayerPlan | None
+    cache_id: str
+    link: str
+    has_child: bool = False
+    changes: Changes = field(default_factory=Changes)
+
+    @property
+    def depth(self) -> int:
+        """Layers below this one."""
+        return 0 if self.parent is None else self.parent.depth + 1
+
+    def chain(self) -> list[LayerPlan]:
+        """This layer and every one below it, nearest first."""
+        out, node = [], self
+        while node is not None:
+            out.append(node)
+            node = node.parent
+        return out
+
+    def lower(self) -> tuple[str, ...]:
+        """The links of the layers below, nearest first: the ``lower`` file's entries."""
+        return tuple(p.link for p in self.chain()[1:])
+
+
+@dataclass
+class ImagePlan:
+    """An image: config bytes, manifest bytes and its stack of layers."""
+
+    recipe: ImageRecipe
+    config_bytes: bytes
+    manifest_bytes: bytes | None
+    layers: list[LayerPlan]
+    refs: dict[str, str]  # repositories.json key -> repository name
+    last_updated: str | None
+    config: dict[str, Any]  # the container config the image ends with (Env, Cmd…)
+
+    @property
+    def image_id(self) -> str:
+        """sha256 of the config bytes."""
+        return sha256_digest(self.config_bytes)
+
+    @property
+    def manifest_digest(self) -> str | None:
+        """sha256 of the manifest bytes (pulled images only)."""
+        return sha256_digest(self.manifest_bytes) if self.manifest_bytes else None
+
+
+@dataclass
+class ContainerPlan:
+    """A container: its documents and the RW and init layers on top of its image."""
+
+    recipe: ContainerRecipe
+    id: str
+    name: str
+    image: ImagePlan
+    mount_id: str
+    link: str
+    init_link: str
+    created: str
+    config_bytes: bytes
+    rw: Layer
+    changes: Changes
+    work_leftovers: tuple[str, str | None]  # names in work/work of the init and RW layers
+
+    @property
+    def init_id(self) -> str:
+        """The init layer's directory name."""
+        return self.mount_id + "-init"
+
+
+@dataclass
+class Plan:
+    """Everything a root holds; :func:`fakeroot_builder.writer.write_plan` puts it on disk."""
+
+    seed: int
+    host_seed: int
+    images: list[ImagePlan]
+    layers: dict[str, LayerPlan]  # by db id, in the order they were first pulled
+    containers: list[ContainerPlan]
+    pull_order: list[tuple[str, LayerPlan]]  # (source repository, layer) as pulls registered them
+
+    def truth(self, notes: Iterable[str] = ()) -> RootTruth:
+        """The ground truth of this plan."""
+        return RootTruth(
+            seed=self.seed,
+            host_seed=self.host_seed,
+            images=tuple(_image_truth(i) for i in self.images),
+            containers=tuple(_container_truth(c) for c in self.containers),
+            notes=tuple(notes),
+        )
+
+
+def _layer_truth(lp: LayerPlan) -> LayerTruth:
+    return LayerTruth(
+        layer_id=lp.layer.diff_id,
+        db_id=lp.db_id,
+        cache_id=lp.cache_id,
+        link=lp.link,
+        parent=lp.parent.db_id if lp.parent else None,
+        size=lp.layer.size,
+        compressed_digest=lp.layer.compressed_digest,
+        compressed_size=len(lp.layer.blob),
+        lower=lp.lower(),
+        changes=lp.changes,
+    )
+
+
+def _image_truth(ip: ImagePlan) -> ImageTruth:
+    return ImageTruth(
+        name=ip.recipe.name,
+        refs=tuple(ip.refs),
+        image_id=ip.image_id,
+        manifest_digest=ip.manifest_digest,
+        layers=tuple(_layer_truth(lp) for lp in ip.layers),
+    )
+
+
+def _container_truth(cp: ContainerPlan) -> ContainerTruth:
+    top = cp.image.layers[-1]
+    return ContainerTruth(
+        id=cp.id,
+        name=cp.name,
+        image=cp.recipe.image,
+        image_id=cp.image.image_id,
+        state=cp.recipe.state,
+        mount_id=cp.mount_id,
+        init_id=cp.init_id,
+        link=cp.link,
+        init_link=cp.init_link,
+        parent=top.db_id,
+        lower=(cp.init_link, top.link, *top.lower()),
+        changes=cp.changes,
+    )
+
+
+# -- changes a layer makes -----------------------------------------------------------------------
+
+
+def _changes(entries: Sequence[Entry], below: set[str]) -> Changes:
+    """Classify a layer's entries against the set of paths that exist below it."""
+    added, changed, deleted, opaque = [], [], [], []
+    for e in entries:
+        path = "/" + e.path
+        if e.kind == "whiteout":
+            deleted.append(path)
+        elif e.kind == "opaque":
+            opaque.append(path)
+        elif e.kind == "dir":
+            if path not in below:
+                added.append(path)
+        elif path in below:
+            changed.append(path)
+        else:
+            added.append(path)
+    return Changes(*(tuple(sorted(x)) for x in (added, changed, deleted, opaque)))
+
+
+def _apply(paths: set[str], entries: Sequence[Entry]) -> set[str]:
+    """The paths visible after stacking ``entries`` on ``paths`` (overlay semantics)."""
+    out = set(paths)
+    for e in entries:
+        path = "/" + e.path
+        if e.kind in ("whiteout", "opaque"):
+            prefix = path + "/"
+            out = {p for p in out if not p.startswith(prefix)}
+            if e.kind == "whiteout":
+                out.discard(path)
+        else:
+            if e.kind != "dir":  # a file or link over a directory hides what was below it
+                prefix = path + "/"
+                out = {p for p in out if not p.startswith(prefix)}
+            out.add(path)
+    return out
+
+
+# -- the planner ---------------------------------------------------------------------------------
+
+
+class _Planner:
+    def __init__(
+        self,
+        catalogue: Sequence[ImageRecipe],
+        containers: Sequence[ContainerRecipe],
+        seed: int,
+        host_seed: int,
+    ) -> None:
+        self.catalogue = {r.name: r for r in catalogue}
+        self.container_recipes = containers
+        self.seed = seed
+        self.host_seed = host_seed
+        self.host = new_faker(derived_seed(host_seed, "host"))
+        self.layer_cache: dict[str, Layer] = {}
+        self.layers: dict[str, LayerPlan] = {}
+        self.paths: dict[str, set[str]] = {"": set()}  # visible paths by db id
+        self.pull_order: list[tuple[str, LayerPlan]] = []
+        self.clock = datetime(2024, 1, 1, tzinfo=timezone.utc) + timedelta(
+            seconds=int(new_faker(derived_seed(host_seed, "clock")).random.uniform(0, 3e7))
+        )
+
+    # time ---------------------------------------------------------------------------------------
+    def _moment(self, *names: str) -> tuple[datetime, int]:
+        fake = new_faker(derived_seed(self.seed, "time", *names))
+        return fake.build_date(), fake.random.randrange(1, 10**9)
+
+    def _host_moment(self) -> str:
+        self.clock += timedelta(seconds=self.host.random.uniform(5, 900))
+        return documents.go_time(self.clock, self.host.random.randrange(1, 10**9))
+
+    # layers -------------------------------------------------------------------------------------
+    def _layer(self, recipe: LayerRecipe, created_by: str) -> Layer:
+        if recipe.name not in self.layer_cache:
+            mtime, _ = self._moment("layer", recipe.name)
+            entries = recipe.build(self.seed, mtime)
+            self.layer_cache[recipe.name] = Layer(tuple(entries), created_by)
+        return self.layer_cache[recipe.name]
+
+    def _stack(self, layers: Sequence[Layer], repository: str | None) -> list[LayerPlan]:
+        stack: list[LayerPlan] = []
+        ids = chain_ids([layer.diff_id for layer in layers])
+        for layer, db_id in zip(layers, ids):
+            parent = stack[-1] if stack else None
+            lp = self.layers.get(db_id)
+            if lp is None:
+                below = self.paths[parent.db_id if parent else ""]
+                lp = LayerPlan(
+                    layer=layer,
+                    db_id=db_id,
+                    parent=parent,
+                    cache_id=self.host.cache_id(),
+                    link=self.host.overlay_link(),
+                    changes=_changes(layer.entries, below),
+                )
+                self.paths[db_id] = _apply(below, layer.entries)
+                self.layers[db_id] = lp
+                if parent is not None:
+                    parent.has_child = True
+            if repository is not None:
+                self.pull_order.append((repository, lp))
+            stack.append(lp)
+        return stack
+
+    # images -------------------------------------------------------------------------------------
+    def _recipe(self, name: str) -> ImageRecipe:
+        try:
+            return self.catalogue[_normalize(name)]
+        except KeyError:
+            known = ", ".join(self.catalogue)
+            raise UnknownImageError(f"no image {name!r} in the catalogue; it has: {known}") from None
+
+    def _history(self, recipe: ImageRecipe) -> tuple[list[dict[str, Any]], list[Layer], dict[str, Any]]:
+        """Full history, layers and config of ``recipe``, its bases' first (like FROM)."""
+        if recipe.base:
+            history, layers, config = self._history(self._recipe(recipe.base))
+        else:
+            history, layers, config = [], [], {}
+        config = dict(config)
+        for key, value in recipe.config.items():
+            config[key] = value
+        when, nanos = self._moment("image", recipe.name)
+        for i, step in enumerate(recipe.steps):
+            moment = when + timedelta(seconds=i * 2 + (nanos % 7))
+            entry: dict[str, Any] = {
+                "created": documents.go_time(moment, (nanos * (i + 1)) % 10**9 or 1),
+                "created_by": step.created_by,
+            }
+            if step.layer is None:
+                entry["empty_layer"] = True
+            else:
+                layers.append(self._layer(step.layer, step.created_by))
+            history.append(entry)
+        return history, layers, config
+
+    def image(self, name: str) -> ImagePlan:
+        recipe = self._recipe(name)
+        history, layers, config = self._history(recipe)
+        diff_ids = [layer.diff_id for layer in layers]
+        parent_image = sha256_digest(f"{recipe.name} parent".encode())
+        config_bytes = documents.image_config(
+            config=config,
+            parent_image=parent_image,
+            last_step=recipe.steps[-1].created_by.removeprefix("/bin/sh -c "),
+            created=history[-1]["created"],
+            history=history,
+            diff_ids=diff_ids,
+        )
+        repo = recipe.name.rsplit(":", 1)[0]
+        source = _source_repository(repo)
+        stack = self._stack(layers, source if recipe.pulled else None)
+        refs = {tag: repo for tag in recipe.all_tags}
+        manifest_bytes = None
+        last_updated = None
+        if recipe.pulled:
+            manifest_bytes = documents.manifest(
+                config_bytes,
+                sha256_digest(config_bytes),
+                [(len(layer.blob), layer.compressed_digest) for layer in layers],
+            )
+            refs[f"{repo}@{sha256_digest(manifest_bytes)}"] = repo
+            if len(recipe.all_tags) > 1:
+                last_updated = self._host_moment()  # `docker tag` wrote it
+        else:
+            last_updated = self._host_moment()
+        return ImagePlan(recipe, config_bytes, manifest_bytes, stack, refs, last_updated, config)
+
+    # containers ---------------------------------------------------------------------------------
+    def container(self, recipe: ContainerRecipe, image: ImagePlan, index: int) -> ContainerPlan:
+        cid = self.host.container_id()
+        name = self.host.container_name()
+        mount_id = self.host.cache_id()
+        init_link = self.host.overlay_link()
+        link = self.host.overlay_link()
+        created = self._host_moment()
+        state = _CREATED_STATE
+        if recipe.state == "exited":
+            state = _CREATED_STATE | {"StartedAt": self._host_moment(), "FinishedAt": self._host_moment()}
+        config_bytes = documents.container_config(
+            container_id=cid,
+            name=name,
+            created=created,
+            image_ref=recipe.image,
+            image_id=image.image_id,
+            config=image.config,
+            cmd=recipe.cmd,
+            state=state,
+            started=recipe.state == "exited",
+            sandbox_id=self.host.cache_id() if recipe.state == "exited" else "",
+        )
+        # overlayfs leaves a whiteout named after an inode number in work/work of what it mounted
+        leftovers = [f"#{self.host.random.randrange(0x40, 0x200):x}" for _ in range(2)]
+        mtime, _ = self._moment("container", str(index))
+        rw = Layer(tuple(recipe.rw_entries(self.seed, f"{index}:{recipe.image}", mtime)))
+        image.layers[-1].has_child = True
+        below = _apply(self.paths[image.layers[-1].db_id], _INIT_ENTRIES)
+        changes = _changes(rw.entries, below)
+        return ContainerPlan(
+            recipe=recipe,
+            id=cid,
+            name=name,
+            image=image,
+            mount_id=mount_id,
+            link=link,
+            init_link=init_link,
+            created=created,
+            config_bytes=config_bytes,
+            rw=rw,
+            changes=changes,
+            work_leftovers=(leftovers[0], leftovers[1] if recipe.state == "exited" else None),
+        )
+
+    def plan(self, names: Sequence[str], with_containers: bool) -> Plan:
+        images = [self.image(n) for n in names]
+        by_name = {i.recipe.name: i for i in images}
+        containers = []
+        if with_containers:
+            for index, recipe in enumerate(self.container_recipes):
+                image = by_name.get(_normalize(recipe.image))
+                if image is not None:
+                    containers.append(self.container(recipe, image, index))
+        return Plan(self.seed, self.host_seed, images, self.layers, containers, self.pull_order)
+
+
+_CREATED_STATE: dict[str, Any] = {
+    "Running": False,
+    "Paused": False,
+    "Restarting": False,
+    "OOMKilled": False,
+    "RemovalInProgress": False,
+    "Dead": False,
+    "Pid": 0,
+    "ExitCode": 0,
+    "Error": "",
+    "StartedAt": "0001-01-01T00:00:00Z",
+    "FinishedAt": "0001-01-01T00:00:00Z",
+    "Health": None,
+}
+
+#: What ``docker create`` puts in every container's ``-init`` layer.
+_INIT_ENTRIES: tuple[Entry, ...] = tuple(
+    [Entry(".dockerenv", "file", 0o755)]
+    + [Entry(d, "dir", 0o755) for d in ("dev", "dev/pts", "dev/shm", "etc", "proc", "sys")]
+    + [Entry(f, "file", 0o755) for f in ("dev/console", "etc/hostname", "etc/hosts", "etc/resolv.conf")]
+    + [Entry("etc/mtab", "symlink", 0o777, target="/proc/mounts")]
+)
+
+
+def init_layer() -> Layer:
+    """The ``-init`` layer of a container (same for every container)."""
+    return Layer(_INIT_ENTRIES)
+
+
+def _normalize(name: str) -> str:
+    """``nginx`` → ``nginx:latest``; leaves digests and explicit tags alone."""
+    last = name.rsplit("/", 1)[-1]
+    return name if (":" in last or "@" in last) else name + ":latest"
+
+
+def _source_repository(repo: str) -> str:
+    """The fully qualified repository a pull came from (``nginx`` → ``docker.io/library/nginx``)."""
+    first = repo.split("/", 1)[0]
+    if "/" in repo and ("." in first or ":" in first or first == "localhost"):
+        return repo
+    return f"docker.io/{repo}" if "/" in repo else f"docker.io/library/{repo}"
+
+
+def make_plan(
+    catalogue: Sequence[ImageRecipe],
+    containers: Sequence[ContainerRecipe],
+    *,
+    seed: int = CANONICAL_SEED,
+    images: Sequence[str] | None = None,
+    host_seed: int | None = None,
+    with_containers: bool = True,
+) -> Plan:
+    """Plan a root holding ``images`` (default: the whole catalogue) for ``seed``.
+
+    ``seed`` decides layer content, and so every content-addressed id. ``host_seed`` (default:
+    ``seed``) decides what a daemon draws at random: the same images "pulled on another host"
+    keep their layer ids and db ids but get new cache-ids, links and container ids.
+    """
+    planner = _Planner(catalogue, containers, seed, seed if host_seed is None else host_seed)
+    names = [r.name for r in catalogue] if images is None else list(dict.fromkeys(_normalize(n) for n in images))
+    for name in names:
+        planner._recipe(name)  # fail early, naming the unknown image
+    return planner.plan(names, with_containers)
+

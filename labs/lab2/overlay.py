@@ -1,0 +1,192 @@
+"""Lab 2 — overlay2 on disk: links, lower chains, mounts and what a layer changes.
+
+Every function takes ``root``, a Docker data root, and reads only files under it. Layers are
+named by cache-id here (the directory name under ``overlay2/``), so this lab does not depend on
+lab 1. Use ``is_whiteout`` and ``is_opaque`` from ``fakeroot_builder.formats`` to recognise
+overlay's deletion markers: they know the forms a root without privileges falls back to.
+
+Its twin in ``solutions/`` is the overlay2 half of the reference reader.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+
+from fakeroot_builder.errors import (
+    DanglingLinkError,
+    MalformedIdError,
+    MissingEntryError,
+    TooManyLowersError,
+    UnknownReferenceError,
+)
+from fakeroot_builder.formats import is_opaque, is_whiteout
+
+__all__ = [
+    "check_lowers",
+    "layer_changes",
+    "lower_chain",
+    "mount_options",
+    "read_link",
+    "resolve_link",
+]
+
+_LINK = re.compile(r"^[A-Z2-7]{26}$")
+_MOUNT_ID = re.compile(r"^[a-f0-9]{64}(-init)?$")
+_MAX_LOWERS = 128
+
+
+# -- given: small readers ------------------------------------------------------------------------
+
+
+def _read_text(path: str) -> str:
+    """The content of a small file such as ``link`` (Docker writes them without newline)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    except FileNotFoundError:
+        raise MissingEntryError(path, "file is missing") from None
+
+
+def _layer_dir(root: str, cache_id: str) -> str:
+    """``<root>/overlay2/<cache-id>``, checked to exist."""
+    path = os.path.join(root, "overlay2", cache_id)
+    if not os.path.isdir(path):
+        raise MissingEntryError(path, "no such overlay2 layer directory")
+    return path
+
+
+# -- task 1: short links --------------------------------------------------------------------------
+
+
+def read_link(root: str, cache_id: str) -> str:
+    """The 26-character short link of layer ``cache_id`` (its ``link`` file)."""
+    # TODO: task 1: read overlay2/<cache_id>/link (26 characters, no newline).
+    raise NotImplementedError("task 1: read_link() is not written yet")
+
+
+def resolve_link(root: str, link: str) -> str:
+    """The cache-id that ``overlay2/l/<link>`` points at (its target is ``../<cache-id>/diff``)."""
+    # TODO: task 1: overlay2/l/<link> is a symlink to ../<cache-id>/diff; return the cache-id.
+    #   Missing or pointing nowhere → DanglingLinkError.
+    raise NotImplementedError("task 1: resolve_link() is not written yet")
+
+
+# -- task 2: the lower chain ----------------------------------------------------------------------
+
+
+def lower_chain(root: str, cache_id: str) -> list[str]:
+    """The cache-ids of the layers below ``cache_id``, nearest first; [] for a base layer."""
+    # TODO: task 2: read overlay2/<cache_id>/lower ("l/A:l/B:…", nearest first) and resolve
+    #   each link. No lower file → []. More than 128 → TooManyLowersError.
+    raise NotImplementedError("task 2: lower_chain() is not written yet")
+
+
+# -- task 3: do `lower` and `parent` agree? -------------------------------------------------------
+
+
+def _layerdb(root: str) -> str:
+    return os.path.join(root, "image", "overlay2", "layerdb", "sha256")
+
+
+def _parent_cache_chain(root: str, db_id: str) -> list[str]:
+    """Cache-ids of the layers below ``db_id`` by the layer DB's ``parent`` files, nearest first."""
+    chain: list[str] = []
+    seen = {db_id}
+    entry = os.path.join(_layerdb(root), db_id[7:])
+    while os.path.exists(os.path.join(entry, "parent")):
+        parent = _read_text(os.path.join(entry, "parent"))
+        if parent in seen:
+            raise MalformedIdError(os.path.join(entry, "parent"), "parent chain loops")
+        seen.add(parent)
+        entry = os.path.join(_layerdb(root), parent.removeprefix("sha256:"))
+        chain.append(_read_text(os.path.join(entry, "cache-id")))
+    return chain
+
+
+def check_lowers(root: str) -> list[str]:
+    """Db ids of the layers whose ``lower`` chain disagrees with their ``parent`` chain, sorted.
+
+    A layer disagrees when its lower chain (as cache-ids) is not the cache-ids of its parent,
+    grandparent… or when either chain cannot be followed (missing file, dangling link).
+    """
+    # Solution: compute both chains per layer DB entry; any error while following one is a
+    # disagreement too, reported rather than raised.
+    # TODO: task 3: for every layerdb entry compare lower_chain(its cache-id) with the
+    #   cache-ids of its parent, grandparent…; list the db ids that disagree (or cannot be read).
+    raise NotImplementedError("task 3: check_lowers() is not written yet")
+
+
+# -- task 4: the mount of a container -------------------------------------------------------------
+
+
+def _container_id(root: str, container: str) -> str:
+    """The full id of a container given its id, a unique id prefix, or its name."""
+    base = os.path.join(root, "containers")
+    ids = sorted(os.listdir(base)) if os.path.isdir(base) else []
+    if container in ids:
+        return container
+    matches = [i for i in ids if i.startswith(container)]
+    if len(matches) == 1:
+        return matches[0]
+    for cid in ids:
+        config = os.path.join(base, cid, "config.v2.json")
+        if os.path.exists(config) and f'"Name":"/{container}"' in _read_text(config):
+            return cid
+    raise UnknownReferenceError(base, f"no single container called {container!r}")
+
+
+def mount_options(root: str, container: str) -> str:
+    """The overlay mount options Docker passes for ``container`` (id, id prefix or name).
+
+    ``lowerdir=<root>/overlay2/l/<init link>:…:<root>/overlay2/l/<base link>,``
+    ``upperdir=<root>/overlay2/<mount-id>/diff,workdir=<root>/overlay2/<mount-id>/work``
+    """
+    # Solution: containers are found through layerdb/mounts/<id>/mount-id; the RW layer's `lower`
+    # already starts with the -init layer, and each l/<link> becomes an absolute path.
+    # TODO: task 4: container → layerdb/mounts/<id>/mount-id → overlay2/<mount-id>/lower;
+    #   make each l/<link> absolute; add upperdir (…/diff) and workdir (…/work).
+    raise NotImplementedError("task 4: mount_options() is not written yet")
+
+
+# -- task 5: what one layer changes ---------------------------------------------------------------
+
+
+def _is_dir(path: str) -> bool:
+    return stat.S_ISDIR(os.lstat(path).st_mode)
+
+
+def _visible_below(rel: str, lowers: list[str]) -> bool:
+    """Whether ``rel`` exists in the union of ``lowers`` (diff dirs, nearest first)."""
+    parts = rel.split("/")
+    for diff in lowers:
+        hidden_below = False
+        for depth in range(1, len(parts) + 1):
+            path = os.path.join(diff, *parts[:depth])
+            if not os.path.lexists(path):
+                break
+            if is_whiteout(path):
+                return False
+            if depth == len(parts):
+                return True
+            if not _is_dir(path):
+                return False  # a file over a directory hides what was below it
+            if is_opaque(path):
+                hidden_below = True
+        if hidden_below:
+            return False
+    return False
+
+
+def layer_changes(root: str, cache_id: str) -> dict:
+    """What layer ``cache_id`` adds, changes and deletes, compared with the layers below it.
+
+    Returns ``{"added": […], "changed": […], "deleted": […], "opaque": […]}``, each a sorted
+    list of absolute paths (``/etc/nginx/nginx.conf``). A whiteout is a deletion; an opaque
+    directory is listed in ``opaque`` (and in ``added`` if nothing below had it); a directory
+    that exists below is not a change by itself.
+    """
+    # TODO: task 5: walk diff/; whiteouts are deletions; a path visible in the lower layers
+    #   is a change, otherwise an addition; note opaque directories.
+    raise NotImplementedError("task 5: layer_changes() is not written yet")
