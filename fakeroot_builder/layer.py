@@ -18,6 +18,7 @@ import hashlib
 import json
 import zlib
 from dataclasses import dataclass, field
+from dataclasses import replace as replace_entry
 from functools import cached_property
 from typing import Literal
 
@@ -147,7 +148,8 @@ class Layer:
     created_by: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "entries", tuple(sorted(self.entries, key=Entry.sort_key)))
+        entries = sorted(self.entries, key=Entry.sort_key)
+        object.__setattr__(self, "entries", tuple(_hardlinks_after_their_file(entries)))
 
     @cached_property
     def _stream(self) -> tuple[bytes, bytes]:
@@ -209,6 +211,30 @@ class Layer:
             elif entry.kind == "symlink":
                 total += len(entry.target.encode())
         return total
+
+
+def _hardlinks_after_their_file(entries: list[Entry]) -> list[Entry]:
+    """Make the first name of each hard-linked file (in tar order) the one carrying the data.
+
+    A tar writer walking a tree stores the first name it meets as the file and later names as
+    links to it; a link must never precede its target.
+    """
+    files = {e.path: e for e in entries if e.kind == "file"}
+    groups: dict[str, list[str]] = {}
+    for e in entries:
+        if e.kind == "hardlink" and e.target in files:
+            groups.setdefault(e.target, [e.target]).append(e.path)
+    if not groups:
+        return entries
+    replace: dict[str, Entry] = {}
+    for target, names in groups.items():
+        original = files[target]
+        first, *others = sorted(names, key=lambda n: tuple(n.split("/")))
+        replace[first] = replace_entry(original, path=first)
+        for name in others:
+            replace[name] = Entry(name, "hardlink", original.mode, original.uid, original.gid,
+                                  target=first, mtime=original.mtime)
+    return [replace.get(e.path, e) if e.kind in ("file", "hardlink") else e for e in entries]
 
 
 def _segment(raw: bytes, position: int) -> bytes:

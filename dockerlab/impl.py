@@ -1,0 +1,74 @@
+"""Load one implementation of a lab: the student's ``labs/``, the ``solutions/``, or a folder.
+
+Tests, ``dockerlab inspect`` and the grader all get lab functions through :func:`load`, so the
+same graded tests run against any implementation. A missing function does not fail the import:
+calling it raises :class:`MissingFunction`, which the tests turn into "did you define …?".
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable
+
+from .labinfo import lab as lab_info
+from .labinfo import repo_root
+
+__all__ = ["Implementation", "MissingFunction", "load"]
+
+
+class MissingFunction(Exception):
+    """Raised when a task function is called that the implementation does not define."""
+
+
+class Implementation:
+    """The task functions of one lab from one source, looked up by name."""
+
+    def __init__(self, lab_id: str, source: str, module: ModuleType | None, error: str | None = None) -> None:
+        self.lab_id = lab_id
+        self.source = source
+        self.module = module
+        self.error = error  # why the module could not be imported, if it could not
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        if self.module is None:
+            def broken(*_: Any, **__: Any) -> Any:
+                raise MissingFunction(f"{self.source} could not be imported: {self.error}")
+            return broken
+        func = getattr(self.module, name, None)
+        if not callable(func):
+            def missing(*_: Any, **__: Any) -> Any:
+                raise MissingFunction(f"{self.source} defines no function {name}()")
+            return missing
+        return func
+
+
+def _import_file(name: str, path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def load(lab_id: str, impl: str = "solutions") -> Implementation:
+    """The functions of ``lab_id`` from ``impl``: ``labs``, ``solutions``, or a folder holding ``labs/``."""
+    info = lab_info(lab_id)
+    if impl in ("labs", "solutions"):
+        base = repo_root() / impl
+    else:
+        base = Path(impl) / "labs"
+    path = base / info.module
+    name = f"_dockerlab_impl_{abs(hash(str(path)))}_{lab_id}"
+    if not path.exists():
+        return Implementation(lab_id, str(path), None, "file not found")
+    try:
+        module = _import_file(name, path)
+    except Exception as exc:  # a syntax error in a student's file must not stop the run
+        return Implementation(lab_id, str(path), None, f"{type(exc).__name__}: {exc}")
+    return Implementation(lab_id, str(path), module)

@@ -1,0 +1,97 @@
+"""The labs and their tasks, as ``labs/info.toml`` lists them."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = ["Lab", "Task", "labs", "lab", "repo_root"]
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task of a lab: what the student writes, for how many points, and a hint."""
+
+    lab: str
+    number: int
+    title: str
+    points: int
+    functions: tuple[str, ...]
+    hint: str
+
+    @property
+    def key(self) -> str:
+        """``lab1.task3``: the name of the task in gradebooks."""
+        return f"{self.lab}.task{self.number}"
+
+
+@dataclass(frozen=True)
+class Lab:
+    """A lab: its module under ``labs/`` (mirrored in ``solutions/``) and its tasks."""
+
+    id: str
+    title: str
+    module: str
+    tasks: tuple[Task, ...]
+
+    @property
+    def points(self) -> int:
+        """Total points of the lab."""
+        return sum(t.points for t in self.tasks)
+
+    def task(self, number: int) -> Task:
+        """Task ``number``; a clear error for one that does not exist."""
+        for task in self.tasks:
+            if task.number == number:
+                return task
+        raise KeyError(f"{self.id} has tasks 1 to {len(self.tasks)}, not {number}")
+
+
+def repo_root() -> Path:
+    """The course repository: ``$DOCKERLAB_REPO``, else the directory holding this package."""
+    if os.environ.get("DOCKERLAB_REPO"):
+        return Path(os.environ["DOCKERLAB_REPO"])
+    return Path(__file__).resolve().parent.parent
+
+
+@lru_cache(maxsize=None)
+def _load(path: Path) -> tuple[Lab, ...]:
+    with open(path, "rb") as fh:
+        data = tomllib.load(fh)
+    out = []
+    for entry in data["labs"]:
+        tasks = tuple(
+            Task(
+                lab=entry["id"],
+                number=t["number"],
+                title=t["title"],
+                points=t["points"],
+                functions=tuple(t["functions"]),
+                hint=" ".join(t["hint"].split()),
+            )
+            for t in entry["tasks"]
+        )
+        out.append(Lab(entry["id"], entry["title"], entry["module"], tasks))
+    return tuple(out)
+
+
+def labs(root: Path | None = None) -> tuple[Lab, ...]:
+    """Every lab, in course order."""
+    return _load((root or repo_root()) / "labs" / "info.toml")
+
+
+def lab(lab_id: str, root: Path | None = None) -> Lab:
+    """The lab called ``lab_id`` (``lab1``); a clear error naming the known labs otherwise."""
+    for entry in labs(root):
+        if entry.id == lab_id:
+            return entry
+    known = ", ".join(x.id for x in labs(root))
+    raise KeyError(f"no lab {lab_id!r}; the labs are {known}")

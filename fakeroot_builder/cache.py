@@ -1,0 +1,99 @@
+"""Built roots kept on disk between test runs, keyed by the builder's own source.
+
+Building the default root takes a fraction of a second, but a test session asks for several;
+a warm ``tox -e lab1`` should cost little more than starting pytest. A cached root is reused
+only when the builder's code, the seeds and the selection are all the same, and is written
+to a temporary sibling and renamed, so a killed run never leaves half a root behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import stat
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .truth import RootTruth
+
+__all__ = ["BuiltRoot", "cache_dir", "cached_root", "copy_root", "source_fingerprint"]
+
+
+@dataclass(frozen=True)
+class BuiltRoot:
+    """A root on disk and the truth of what the builder wrote there."""
+
+    path: Path
+    truth: RootTruth
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+
+def cache_dir() -> Path:
+    """``$DOCKERLAB_CACHE``, else ``$XDG_CACHE_HOME/dockerlab``, else ``~/.cache/dockerlab``."""
+    if os.environ.get("DOCKERLAB_CACHE"):
+        return Path(os.environ["DOCKERLAB_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "dockerlab"
+
+
+def source_fingerprint() -> str:
+    """A hash of the builder's source files: any change to the builder invalidates the cache."""
+    digest = hashlib.sha256()
+    package = Path(__file__).parent
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def cached_root(
+    *,
+    seed: int,
+    host_seed: int | None = None,
+    images: Sequence[str] | None = None,
+    containers: bool = True,
+    base: Path | None = None,
+) -> BuiltRoot:
+    """The root for these arguments, built once and then reused from the cache."""
+    from .build import build_root
+
+    key = f"{source_fingerprint()}|{seed}|{host_seed}|{','.join(images or ['*'])}|{containers}"
+    name = hashlib.sha256(key.encode()).hexdigest()[:20]
+    home = (base or cache_dir()) / "roots"
+    final = home / name
+    truth_file = final / "truth.json"
+    if truth_file.exists():
+        return BuiltRoot(final / "root", RootTruth.from_json(truth_file.read_text()))
+    home.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=home))
+    try:
+        truth = build_root(staging / "root", seed=seed, host_seed=host_seed, images=images, containers=containers)
+        (staging / "truth.json").write_text(truth.to_json())
+        try:
+            os.rename(staging, final)
+        except OSError:  # another process won the race: use its copy
+            shutil.rmtree(staging, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return BuiltRoot(final / "root", RootTruth.from_json(truth_file.read_text()))
+
+
+def _copy_entry(src: str, dst: str) -> None:
+    st = os.lstat(src)
+    if stat.S_ISCHR(st.st_mode):  # a whiteout: copy the device, not its (absent) content
+        os.mknod(dst, st.st_mode, st.st_rdev)
+        shutil.copystat(src, dst, follow_symlinks=False)
+    else:
+        shutil.copy2(src, dst, follow_symlinks=False)
+
+
+def copy_root(source: BuiltRoot, target: Path) -> BuiltRoot:
+    """A copy of ``source`` at ``target`` (whiteouts, links, modes and xattrs kept) to damage freely."""
+    shutil.copytree(source.path, target, symlinks=True, copy_function=_copy_entry)
+    return BuiltRoot(target, source.truth)

@@ -1,0 +1,60 @@
+"""The images and containers of the fake host, as Dockerfile-like recipes.
+
+Each module here is one image family (``debian``, ``nginx``, ``redis``…): module-level
+:class:`~fakeroot_builder.recipe.LayerRecipe` constants for its layers and the
+:class:`~fakeroot_builder.recipe.ImageRecipe` values built from them. Layers shared between images
+are shared *recipes* (``nginx:latest`` and ``nginx:alpine`` use the same entrypoint COPY layers;
+``redis:7`` and ``python:3.12-slim`` the same Debian base), so they get identical bytes.
+
+To add an image: write its layer recipes in a module here and append one ImageRecipe to IMAGES
+(after its base). Layer content must come from ``ctx.fake`` only, so a seed always gives the same
+bytes and two seeds give different ones.
+"""
+
+from __future__ import annotations
+
+from ..recipe import ImageRecipe
+from .alpine import ALPINE_3_19
+from .busybox import BUSYBOX_LATEST
+from .containers import CONTAINERS
+from .debian import DEBIAN_BOOKWORM_SLIM
+from .deep import DEEP_LATEST
+from .nginx import NGINX_LATEST
+from .nginx_alpine import NGINX_ALPINE
+from .python import PYTHON_3_12_SLIM
+from .redis import REDIS_7
+
+__all__ = [
+    "ALPINE_IMAGE",
+    "BUSYBOX_IMAGE",
+    "CONTAINERS",
+    "DEBIAN_IMAGE",
+    "DEEP_IMAGE",
+    "IMAGES",
+    "NGINX_ALPINE_IMAGE",
+    "NGINX_IMAGE",
+    "PYTHON_IMAGE",
+    "REDIS_IMAGE",
+]
+
+#: Every image on the host, in the order the host pulled (or built) them; bases come first.
+IMAGES: tuple[ImageRecipe, ...] = (
+    DEBIAN_BOOKWORM_SLIM,
+    NGINX_LATEST,
+    REDIS_7,
+    PYTHON_3_12_SLIM,
+    ALPINE_3_19,
+    NGINX_ALPINE,
+    BUSYBOX_LATEST,
+    DEEP_LATEST,
+)
+
+# Names of the images with a shape tests and labs look for.
+DEBIAN_IMAGE = DEBIAN_BOOKWORM_SLIM.name  #: one layer, no parent
+NGINX_IMAGE = NGINX_LATEST.name  #: 7 layers, a whiteout and an opaque dir, an extra tag
+REDIS_IMAGE = REDIS_7.name  #: shares its base layer with nginx and python
+PYTHON_IMAGE = PYTHON_3_12_SLIM.name
+ALPINE_IMAGE = ALPINE_3_19.name  #: one layer of symlinks to busybox
+NGINX_ALPINE_IMAGE = NGINX_ALPINE.name  #: same COPY layers as nginx:latest on another parent
+BUSYBOX_IMAGE = BUSYBOX_LATEST.name  #: hard links
+DEEP_IMAGE = "deep:latest"  #: 41 layers, built locally (not pulled); the name of DEEP_LATEST

@@ -1,0 +1,243 @@
+"""Fixtures and reporting shared by every test: built roots, lab implementations, friendly checks.
+
+Graded tests (``test_lab*.py``) run against the implementation chosen with ``--impl``:
+``solutions`` (default), ``labs`` (the student's stubs), or a submission folder. They take
+expected answers from the builder's ground truth, never from the implementation.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from dockerlab import labinfo
+from dockerlab.impl import Implementation, MissingFunction, load
+from fakeroot_builder.cache import BuiltRoot, cached_root, copy_root
+from fakeroot_builder.plan import CANONICAL_SEED
+from fakeroot_builder.recipe import derived_seed
+
+REPO = Path(__file__).resolve().parent.parent
+_results: dict[tuple[str, int], list[str]] = defaultdict(list)
+
+
+# -- options and seeds ---------------------------------------------------------------------------
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--impl",
+        default=os.environ.get("DOCKERLAB_IMPL", "solutions"),
+        help="which lab implementation to grade: labs, solutions, or a folder holding labs/",
+    )
+
+
+def student_id() -> str | None:
+    """The student id set with ``dockerlab student-id`` (or $DOCKERLAB_STUDENT_ID)."""
+    if os.environ.get("DOCKERLAB_STUDENT_ID"):
+        return os.environ["DOCKERLAB_STUDENT_ID"]
+    marker = REPO / ".dockerlab-student"
+    return marker.read_text().strip() or None if marker.exists() else None
+
+
+def graded_seeds() -> list[tuple[str, int]]:
+    """The trees every task is checked on: fixed seeds, the student's own, or the grader's hidden ones."""
+    hidden = os.environ.get("DOCKERLAB_HIDDEN_SEEDS")
+    if hidden:
+        return [(f"hidden-{i + 1}", int(s)) for i, s in enumerate(hidden.split(","))]
+    seeds = [("canonical", CANONICAL_SEED), ("seed-7", 7)]
+    sid = student_id()
+    if sid:
+        seeds.append(("your-seed", derived_seed(0, "student", sid) % 1_000_000))
+    return seeds
+
+
+# -- lab implementations -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def impl_choice(request: pytest.FixtureRequest) -> str:
+    return str(request.config.getoption("--impl"))
+
+
+@pytest.fixture(scope="session")
+def lab1(impl_choice: str) -> Implementation:
+    return load("lab1", impl_choice)
+
+
+@pytest.fixture(scope="session")
+def lab2(impl_choice: str) -> Implementation:
+    return load("lab2", impl_choice)
+
+
+# -- roots ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session", params=graded_seeds(), ids=lambda p: p[0])
+def root(request: pytest.FixtureRequest) -> BuiltRoot:
+    """A full root (every catalogue image, containers) for each graded seed."""
+    return cached_root(seed=request.param[1])
+
+
+@pytest.fixture(scope="session")
+def canonical() -> BuiltRoot:
+    """The canonical root the handouts show."""
+    return cached_root(seed=CANONICAL_SEED)
+
+
+@pytest.fixture(scope="session")
+def seed_of_run() -> int:
+    """One graded seed for tests that need a single extra tree."""
+    return graded_seeds()[-1][1]
+
+
+@pytest.fixture
+def broken_copy(tmp_path: Path) -> Callable[[BuiltRoot], BuiltRoot]:
+    """Copy a cached root into ``tmp_path`` so a test may damage it."""
+
+    def copy(source: BuiltRoot) -> BuiltRoot:
+        return copy_root(source, tmp_path / "root")
+
+    return copy
+
+
+# -- friendly checks -----------------------------------------------------------------------------
+
+
+def _task_of(node: pytest.Item) -> labinfo.Task | None:
+    marker = node.get_closest_marker("task")
+    if marker is None:
+        return None
+    return labinfo.lab(marker.args[0]).task(marker.args[1])
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, BuiltRoot):
+        return f"<root seed={value.truth.seed}>"
+    return repr(value)
+
+
+def _plain(value: Any) -> Any:
+    """The answer as plain JSON data: no objects that compare equal to anything."""
+    return json.loads(json.dumps(value, default=lambda o: os.fspath(o) if isinstance(o, os.PathLike) else _bad(o)))
+
+
+def _bad(obj: Any) -> Any:
+    raise TypeError(f"returned a {type(obj).__name__}, which is not plain data (str, int, list, dict, None)")
+
+
+class Checker:
+    """Calls a student's function and fails with the task, the input, got, expected and the hint."""
+
+    def __init__(self, task: labinfo.Task | None) -> None:
+        self.task = task
+
+    def _header(self) -> str:
+        return f"Task {self.task.number} ({self.task.title})" if self.task else "This check"
+
+    def _hint(self) -> str:
+        return f"\n  hint: {self.task.hint}" if self.task else ""
+
+    def call(self, func: Callable[..., Any], *args: Any) -> Any:
+        name = getattr(func, "__name__", "function")
+        shown = f"{name}({', '.join(_show(a) for a in args)})"
+        real = [str(a.path) if isinstance(a, BuiltRoot) else a for a in args]
+        try:
+            return _plain(func(*real))
+        except NotImplementedError:
+            pytest.fail(f"{self._header()} is not done yet: {shown} raised NotImplementedError.{self._hint()}", pytrace=False)
+        except MissingFunction as exc:
+            pytest.fail(f"{self._header()}: {exc}. Did you define it?{self._hint()}", pytrace=False)
+        except pytest.fail.Exception:
+            raise
+        except Exception as exc:
+            pytest.fail(f"{self._header()}: {shown} raised {type(exc).__name__}: {exc}{self._hint()}", pytrace=False)
+
+    def __call__(self, func: Callable[..., Any], *args: Any, expect: Any, normalize: Callable[[Any], Any] | None = None) -> None:
+        got = self.call(func, *args)
+        expected = _plain(expect)
+        if normalize is not None:
+            try:
+                got = normalize(got)
+            except Exception:
+                pass
+            expected = normalize(expected)
+        if got != expected:
+            name = getattr(func, "__name__", "function")
+            shown = f"{name}({', '.join(_show(a) for a in args)})"
+            pytest.fail(
+                f"{self._header()}: wrong answer\n  call:     {shown}\n  got:      {got!r}\n  expected: {expected!r}{self._hint()}",
+                pytrace=False,
+            )
+
+    def raises(self, func: Callable[..., Any], *args: Any, error: type[BaseException], mentions: str = "") -> None:
+        name = getattr(func, "__name__", "function")
+        shown = f"{name}({', '.join(_show(a) for a in args)})"
+        real = [str(a.path) if isinstance(a, BuiltRoot) else a for a in args]
+        try:
+            result = func(*real)
+        except NotImplementedError:
+            pytest.fail(f"{self._header()} is not done yet: {shown} raised NotImplementedError.{self._hint()}", pytrace=False)
+        except MissingFunction as exc:
+            pytest.fail(f"{self._header()}: {exc}. Did you define it?{self._hint()}", pytrace=False)
+        except error as exc:
+            if mentions and mentions not in str(exc):
+                pytest.fail(f"{self._header()}: {shown} raised {type(exc).__name__} but its message does not name {mentions!r}: {exc}", pytrace=False)
+            return
+        except Exception as exc:
+            pytest.fail(f"{self._header()}: {shown} raised {type(exc).__name__}: {exc}; expected {error.__name__}{self._hint()}", pytrace=False)
+        pytest.fail(f"{self._header()}: {shown} returned {result!r}; expected it to raise {error.__name__}{self._hint()}", pytrace=False)
+
+
+@pytest.fixture
+def check(request: pytest.FixtureRequest) -> Checker:
+    """``check(lab1.func, root, arg, expect=value)``: one graded comparison, explained on failure."""
+    return Checker(_task_of(request.node))
+
+
+# -- progress summary ----------------------------------------------------------------------------
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    outcome = yield
+    report = outcome.get_result()
+    task = _task_of(item)
+    if task is None:
+        return
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        _results[(task.lab, task.number)].append(report.outcome)
+
+
+def task_results() -> dict[tuple[str, int], list[str]]:
+    """Outcomes of graded tests so far, by (lab, task)."""
+    return _results
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not _results:
+        return
+    write = terminalreporter.write_line
+    for lab in labinfo.labs():
+        rows = [(t, _results.get((lab.id, t.number))) for t in lab.tasks]
+        if not any(r for _, r in rows):
+            continue
+        done = [t for t, r in rows if r and all(o == "passed" for o in r)]
+        write("")
+        write(f"{lab.id} — {lab.title}: {len(done)}/{len(lab.tasks)} tasks done, "
+              f"{sum(t.points for t in done)}/{lab.points} points")
+        for task, outcomes in rows:
+            if not outcomes:
+                mark, note = "·", "not run"
+            elif task in done:
+                mark, note = "✓", f"{task.points}/{task.points}"
+            else:
+                mark, note = "✗", f"0/{task.points}   dockerlab hint {lab.id} {task.number}"
+            write(f"  {mark} task {task.number}  {task.title:<42} {note}")
+    if student_id() is None and not os.environ.get("DOCKERLAB_HIDDEN_SEEDS"):
+        write("")
+        write("Tip: set your student id once (dockerlab student-id <id>) to be tested on your own tree too.")

@@ -1,0 +1,235 @@
+"""Lab 1 — the layer DB. Graded: expected answers come from the builder's ground truth.
+
+Run: ``tox -e lab1`` (your code) · ``tox -e lab1 -- -k task3`` (one task) · ``tox -e solutions``.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from fakeroot_builder import corrupt
+from fakeroot_builder.cache import cached_root
+from fakeroot_builder.errors import ParentCycleError, UnknownReferenceError
+
+task = pytest.mark.task
+
+#: The ids found on a real host after `docker pull nginx` (shared/course): DiffIDs and the
+#: db ids the layer DB had for them. A fact from outside this project to check ChainIDs against.
+COURSE_LAYER_IDS = [
+    "sha256:311627f8702d2d97e63b916cad711aa9f962a1f20da5572d68b8f223ff051e73",
+    "sha256:674ca5344f959090515e9eac79055d8630851b21bbd584ac32765315284c05c5",
+    "sha256:7f8881cae5296e2ef0103706a326235494b5f1dcd9ea960656165cf7643ddd47",
+    "sha256:f21128d548a5122f430a58f123deb9c8b80f70b9fc98df280a9619b7e38b6a32",
+    "sha256:dca0e6f80e8df5d85d45426101fefba3d41abe4fc90be994074066d4b135bef5",
+    "sha256:d9664e6da0f787fb8c04e80f1e731223f8ef93f6e097e934442e1792da614dff",
+    "sha256:ed44ff7a11e0afd3e5b58c730514faeac7d6a12faff3f52aa33d33e0369e7aad",
+]
+COURSE_DB_IDS = [
+    "sha256:311627f8702d2d97e63b916cad711aa9f962a1f20da5572d68b8f223ff051e73",
+    "sha256:a0e6c2974935e56e8d57d6fea041399b290da1566d82ea1a7d9c3ec7ef60a366",
+    "sha256:9f55692205d904037fbc69a1d59354665af3c0c2a767b5e799e719170085bc11",
+    "sha256:a3169fdf28b9329e3f1882c095bf11e12a465419c759169682ca706de81bef84",
+    "sha256:a216b497301a9fc6283077c0906140e22b8f3a67ba92ab6253f036f48e1ff4b1",
+    "sha256:89b7e61557f3502dc01aeae499b451574376c3e4c46e49294c72e22cd2d9634c",
+    "sha256:807d78e4cdc589c2cdefb7bb6049a31bcc7bf0f90f335a8a8de1abeb0e6a3993",
+]
+
+
+def _short(name: str) -> str:
+    """How a user types an image: ``nginx`` for ``nginx:latest``."""
+    return name.removesuffix(":latest")
+
+
+# -- task 1 --------------------------------------------------------------------------------------
+
+
+@task("lab1", 1)
+def test_layer_ids_of_every_image_are_its_config_diff_ids(lab1, root, check):
+    for image in root.truth.images:
+        check(lab1.image_layer_ids, root, _short(image.name), expect=list(image.layer_ids))
+
+
+@task("lab1", 1)
+def test_a_name_resolves_to_the_image_id(lab1, root, check):
+    for image in root.truth.images:
+        check(lab1.resolve_image, root, image.name, expect=image.image_id)
+
+
+@task("lab1", 1)
+def test_short_and_full_image_ids_resolve_to_the_same_image(lab1, root, check):
+    image = root.truth.image("nginx:latest")
+    for ref in (image.image_id, image.image_id[7:], image.image_id[7:19]):
+        check(lab1.resolve_image, root, ref, expect=image.image_id)
+
+
+@task("lab1", 1)
+def test_digest_and_registry_qualified_references_resolve(lab1, root, check):
+    image = root.truth.image("nginx:latest")
+    digest_ref = next(r for r in image.refs if "@" in r)
+    for ref in (digest_ref, "docker.io/library/nginx:latest", "nginx:1.25"):
+        check(lab1.resolve_image, root, ref, expect=image.image_id)
+
+
+@task("lab1", 1)
+def test_an_unknown_image_is_an_error_naming_it(lab1, root, check):
+    check.raises(lab1.resolve_image, root, "no-such-image:1", error=UnknownReferenceError, mentions="no-such-image")
+
+
+@task("lab1", 1)
+def test_image_refs_lists_every_tag_and_digest_of_an_image(lab1, root, check):
+    for image in root.truth.images:
+        check(lab1.image_refs, root, image.image_id, expect=sorted(image.refs))
+
+
+# -- task 2 --------------------------------------------------------------------------------------
+
+
+def _entry(layer):
+    return {
+        "db_id": layer.db_id,
+        "layer_id": layer.layer_id,
+        "cache_id": layer.cache_id,
+        "parent": layer.parent,
+        "size": layer.size,
+    }
+
+
+@task("lab1", 2)
+def test_every_layer_db_entry_reads_back_as_written(lab1, root, check):
+    for layer in root.truth.layers().values():
+        check(lab1.read_layer, root, layer.db_id, expect=_entry(layer))
+
+
+@task("lab1", 2)
+def test_a_base_layer_has_no_parent(lab1, root, check):
+    base = root.truth.image("busybox:latest").layers[0]
+    check(lab1.read_layer, root, base.db_id, expect=_entry(base))
+
+
+# -- task 3 --------------------------------------------------------------------------------------
+
+
+@task("lab1", 3)
+def test_chain_ids_of_the_course_nginx_match_the_real_layer_db(lab1, check):
+    check(lab1.chain_ids, COURSE_LAYER_IDS, expect=COURSE_DB_IDS)
+
+
+@task("lab1", 3)
+def test_db_id_of_the_base_layer_is_its_layer_id(lab1, root, check):
+    for image in root.truth.images:
+        check(lab1.chain_ids, list(image.layer_ids[:1]), expect=[image.layers[0].db_id])
+
+
+@task("lab1", 3)
+def test_chain_ids_of_every_image_are_its_db_ids(lab1, root, check):
+    for image in root.truth.images:
+        check(lab1.chain_ids, list(image.layer_ids), expect=list(image.db_ids))
+
+
+@task("lab1", 3)
+def test_one_layer_id_on_two_parents_has_two_db_ids(lab1, root, check):
+    layers = root.truth.layers().values()
+    by_layer: dict[str, list[str]] = {}
+    for layer in layers:
+        by_layer.setdefault(layer.layer_id, []).append(layer.db_id)
+    shared = {k: sorted(v) for k, v in by_layer.items() if len(v) > 1}
+    assert shared, "the catalogue must hold a layer id under two db ids"
+    for layer_id, db_ids in shared.items():
+        check(lab1.db_ids_of_layer, root, layer_id, expect=db_ids)
+
+
+@task("lab1", 3)
+def test_db_id_in_an_image_is_the_one_of_its_own_stack(lab1, root, check):
+    for name in ("nginx:latest", "nginx:alpine", "redis:7"):
+        image = root.truth.image(name)
+        for layer in image.layers:
+            check(lab1.db_id_in_image, root, name, layer.layer_id, expect=layer.db_id)
+
+
+# -- task 4 --------------------------------------------------------------------------------------
+
+
+@task("lab1", 4)
+def test_each_layer_of_nginx_lives_in_overlay2_cache_id_diff(lab1, root, check):
+    import os
+
+    image = root.truth.image("nginx:latest")
+    for layer in image.layers:
+        check(
+            lab1.layer_diff_dir, root, "nginx", layer.layer_id,
+            expect=str(root.path / layer.diff_dir),
+            normalize=os.path.normpath,
+        )
+
+
+@task("lab1", 4)
+def test_the_shared_base_layer_is_one_directory_for_four_images(lab1, root, check):
+    import os
+
+    names = ("debian:bookworm-slim", "nginx:latest", "redis:7", "python:3.12-slim")
+    base = root.truth.image(names[0]).layers[0]
+    for name in names:
+        check(lab1.layer_diff_dir, root, name, base.layer_id, expect=str(root.path / base.diff_dir), normalize=os.path.normpath)
+
+
+# -- task 5 --------------------------------------------------------------------------------------
+
+
+@task("lab1", 5)
+def test_following_parents_rebuilds_every_stack_base_first(lab1, root, check):
+    for image in root.truth.images:
+        check(lab1.image_stack, root, image.name, expect=list(image.db_ids))
+
+
+@task("lab1", 5)
+def test_an_intact_stack_matches_its_config(lab1, root, check):
+    for name in ("nginx:latest", "deep:latest", "busybox:latest"):
+        check(lab1.stack_matches_config, root, name, expect=True)
+
+
+@task("lab1", 5)
+def test_a_tampered_parent_no_longer_matches_the_config(lab1, canonical, broken_copy, check):
+    broken = broken_copy(canonical)
+    image = broken.truth.image("nginx:latest")
+    top, base = image.layers[-1], image.layers[0]
+    layerdb = broken.path / "image/overlay2/layerdb/sha256" / top.db_id[7:]
+    (layerdb / "parent").write_text(base.db_id)
+    check(lab1.stack_matches_config, broken, "nginx", expect=False)
+
+
+@task("lab1", 5)
+def test_a_parent_cycle_is_reported_not_followed_forever(lab1, canonical, broken_copy, check):
+    broken = broken_copy(canonical)
+    image = broken.truth.image("nginx:latest")
+    corrupt.parent_cycle(broken.path, broken.truth, image.layers[0], image.layers[-1])
+    check.raises(lab1.image_stack, broken, "nginx", error=ParentCycleError)
+
+
+# -- task 6 --------------------------------------------------------------------------------------
+
+
+@task("lab1", 6)
+def test_same_pull_on_another_host_keeps_db_ids_and_changes_cache_ids(lab1, root, check):
+    other = cached_root(seed=root.truth.seed, host_seed=root.truth.seed + 1)
+    for name in ("nginx:latest", "alpine:3.19"):
+        a, b = root.truth.image(name), other.truth.image(name)
+        rows = [
+            {"layer_id": la.layer_id, "db_id_a": la.db_id, "db_id_b": lb.db_id,
+             "cache_id_a": la.cache_id, "cache_id_b": lb.cache_id}
+            for la, lb in zip(a.layers, b.layers)
+        ]
+        assert all(r["db_id_a"] == r["db_id_b"] and r["cache_id_a"] != r["cache_id_b"] for r in rows)
+        check(lab1.compare_hosts, root, other, name, expect=rows)
+
+
+@task("lab1", 6)
+def test_different_content_means_different_db_ids(lab1, root, check):
+    other = cached_root(seed=root.truth.seed + 1, images=["nginx:latest"], containers=False)
+    a, b = root.truth.image("nginx:latest"), other.truth.image("nginx:latest")
+    rows = [
+        {"layer_id": la.layer_id, "db_id_a": la.db_id, "db_id_b": lb.db_id,
+         "cache_id_a": la.cache_id, "cache_id_b": lb.cache_id}
+        for la, lb in zip(a.layers, b.layers)
+    ]
+    assert all(r["db_id_a"] != r["db_id_b"] for r in rows)
+    check(lab1.compare_hosts, root, other, "nginx", expect=rows)
