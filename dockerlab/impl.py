@@ -57,7 +57,12 @@ def _import_file(name: str, path: Path) -> ModuleType:
 
 
 def load(lab_id: str, impl: str = "solutions") -> Implementation:
-    """The functions of ``lab_id`` from ``impl``: ``labs``, ``solutions``, or a folder holding ``labs/``."""
+    """The functions of ``lab_id`` from ``impl``: ``labs``, ``solutions``, a folder holding ``labs/``,
+    or ``sandbox:<folder>`` (that folder's code in an isolated worker, see dockerlab.grading)."""
+    if impl.startswith("sandbox:"):  # run the submission's code in a sandboxed worker process
+        from .grading.worker import RemoteImplementation
+
+        return RemoteImplementation(lab_id, impl.removeprefix("sandbox:"))  # type: ignore[return-value]
     info = lab_info(lab_id)
     if impl in ("labs", "solutions"):
         base = repo_root() / impl

@@ -64,7 +64,8 @@ class _Writer:
 
     def _chown(self, path: str, uid: int, gid: int) -> None:
         if self.is_root:
-            os.lchown(path, uid, gid)
+            if uid or gid:  # what root creates is already 0/0
+                os.chown(path, uid, gid, follow_symlinks=False)  # pyfakefs lacks a working lchown
         elif uid or gid:
             self._note("ownership other than your own (chown needs root); owners are in the layer tars")
 

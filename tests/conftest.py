@@ -142,20 +142,23 @@ class Checker:
     def _hint(self) -> str:
         return f"\n  hint: {self.task.hint}" if self.task else ""
 
+    def _failure(self, exc: BaseException, shown: str) -> str:
+        if isinstance(exc, NotImplementedError):
+            return f"{self._header()} is not done yet: {shown} raised NotImplementedError.{self._hint()}"
+        if isinstance(exc, MissingFunction):
+            return f"{self._header()}: {exc}. Did you define it?{self._hint()}"
+        return f"{self._header()}: {shown} raised {type(exc).__name__}: {exc}{self._hint()}"
+
     def call(self, func: Callable[..., Any], *args: Any) -> Any:
         name = getattr(func, "__name__", "function")
         shown = f"{name}({', '.join(_show(a) for a in args)})"
         real = [str(a.path) if isinstance(a, BuiltRoot) else a for a in args]
+        message = None
         try:
             return _plain(func(*real))
-        except NotImplementedError:
-            pytest.fail(f"{self._header()} is not done yet: {shown} raised NotImplementedError.{self._hint()}", pytrace=False)
-        except MissingFunction as exc:
-            pytest.fail(f"{self._header()}: {exc}. Did you define it?{self._hint()}", pytrace=False)
-        except pytest.fail.Exception:
-            raise
-        except Exception as exc:
-            pytest.fail(f"{self._header()}: {shown} raised {type(exc).__name__}: {exc}{self._hint()}", pytrace=False)
+        except Exception as exc:  # reported below, outside the handler, without a chained traceback
+            message = self._failure(exc, shown)
+        pytest.fail(message, pytrace=False)
 
     def __call__(self, func: Callable[..., Any], *args: Any, expect: Any, normalize: Callable[[Any], Any] | None = None) -> None:
         got = self.call(func, *args)
@@ -178,19 +181,19 @@ class Checker:
         name = getattr(func, "__name__", "function")
         shown = f"{name}({', '.join(_show(a) for a in args)})"
         real = [str(a.path) if isinstance(a, BuiltRoot) else a for a in args]
+        message = None
         try:
             result = func(*real)
-        except NotImplementedError:
-            pytest.fail(f"{self._header()} is not done yet: {shown} raised NotImplementedError.{self._hint()}", pytrace=False)
-        except MissingFunction as exc:
-            pytest.fail(f"{self._header()}: {exc}. Did you define it?{self._hint()}", pytrace=False)
+            message = f"{self._header()}: {shown} returned {result!r}; expected it to raise {error.__name__}{self._hint()}"
         except error as exc:
             if mentions and mentions not in str(exc):
-                pytest.fail(f"{self._header()}: {shown} raised {type(exc).__name__} but its message does not name {mentions!r}: {exc}", pytrace=False)
-            return
+                message = f"{self._header()}: {shown} raised {type(exc).__name__} without naming {mentions!r}: {exc}"
         except Exception as exc:
-            pytest.fail(f"{self._header()}: {shown} raised {type(exc).__name__}: {exc}; expected {error.__name__}{self._hint()}", pytrace=False)
-        pytest.fail(f"{self._header()}: {shown} returned {result!r}; expected it to raise {error.__name__}{self._hint()}", pytrace=False)
+            message = self._failure(exc, shown)
+            if not isinstance(exc, (NotImplementedError, MissingFunction)):
+                message += f"\n  expected: {error.__name__}"
+        if message:
+            pytest.fail(message, pytrace=False)
 
 
 @pytest.fixture

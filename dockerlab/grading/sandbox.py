@@ -20,9 +20,10 @@ import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
-__all__ = ["SandboxDir", "command", "interpreter", "mode", "prepare"]
+__all__ = ["SandboxDir", "command", "copy_labs", "interpreter", "mode", "prepare", "reachable"]
 
 HERE = Path(__file__).resolve().parent
 _BUILDER = HERE.parent.parent / "fakeroot_builder"
@@ -82,13 +83,23 @@ def prepare(base: Path, submission: Path) -> SandboxDir:
     if mode() == "nobody":
         nobody = pwd.getpwnam("nobody")
         os.chown(box.home, nobody.pw_uid, nobody.pw_gid)
-        for parent in base.parents:  # nobody must be able to reach the sandbox dir
-            if parent == Path("/"):
-                break
-            st = parent.stat()
-            if not st.st_mode & stat.S_IXOTH:
-                os.chmod(parent, st.st_mode | stat.S_IXOTH)
+        reachable(base)
     return box
+
+
+def reachable(path: Path) -> None:
+    """Fallback mode: let ``nobody`` traverse to ``path`` (only through our own temporary dirs)."""
+    bases = [Path(tempfile.gettempdir()).resolve()]
+    for var in ("DOCKERLAB_SANDBOX_SCRATCH", "DOCKERLAB_CACHE"):
+        if os.environ.get(var):
+            bases.append(Path(os.environ[var]).resolve())
+    real = Path(path).resolve()
+    for parent in [real, *real.parents]:
+        if not any(parent == b or b in parent.parents for b in bases):
+            break
+        st = parent.stat()
+        if not st.st_mode & stat.S_IXOTH:
+            os.chmod(parent, st.st_mode | stat.S_IXOTH | (stat.S_IROTH if parent == real else 0))
 
 
 def _world_reachable(path: Path) -> bool:
@@ -159,8 +170,9 @@ def command(box: SandboxDir, module: str, lab: str, readable: list[str], fds: tu
     how = mode()
     python = interpreter(unprivileged=how == "nobody")
     tail = [python, "-I", "-S", str(box.script), "--req", str(fds[0]), "--resp", str(fds[1]),
-            "--module", str(box.submission / module), "--lab", lab, "--scratch", str(box.home),
+            "--module", "labs." + module.removesuffix(".py").replace("/", "."), "--lab", lab, "--scratch", str(box.home),
             "--mem", str(mem), "--cpu", str(cpu)]
+    tail += ["--path", str(box.shim), "--path", str(box.submission)]
     for path in [str(box.shim), str(box.submission), *readable]:
         tail += ["--allow-read", path]
     if how == "bwrap":

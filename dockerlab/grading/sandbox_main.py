@@ -6,8 +6,8 @@ Standard library only, run as ``python3 -I -S sandbox_main.py`` by :mod:`dockerl
 Protocol, one JSON document per line, on two inherited pipe fds (never stdout/stderr, which go
 to a log nobody scores):
 
-* arguments: ``--req FD --resp FD --module PATH --lab ID --scratch DIR`` and optional
-  ``--allow-read DIR`` (repeatable), ``--drop-to UID:GID``, ``--mem BYTES``, ``--cpu SECONDS``;
+* arguments: ``--req FD --resp FD --module labs.lab1.layerdb --lab ID --scratch DIR`` and optional
+  ``--path DIR`` (for ``sys.path``) and ``--allow-read DIR`` (both repeatable), ``--drop-to UID:GID``, ``--mem BYTES``, ``--cpu SECONDS``;
 * after importing the module the worker writes ``{"ready": true}`` or
   ``{"ready": false, "error": [type, message]}``;
 * request ``{"id": n, "lab": ..., "func": name, "args": [...]}`` → response
@@ -43,13 +43,13 @@ _LINE_LIMIT = 64 * 1024 * 1024
 
 
 def _parse(argv: list[str]) -> dict:
-    opts: dict = {"allow_read": []}
+    opts: dict = {"allow_read": [], "path": []}
     it = iter(argv)
     for flag in it:
         value = next(it)
         key = flag.lstrip("-").replace("-", "_")
-        if key == "allow_read":
-            opts["allow_read"].append(value)
+        if key in ("allow_read", "path"):
+            opts[key].append(value)
         else:
             opts[key] = value
     return opts
@@ -72,6 +72,18 @@ def _limit(opts: dict) -> None:
         except (ValueError, OSError):
             pass
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # an oversized write fails instead of killing
+
+
+def _die_with_parent() -> None:
+    """Best effort (Linux): get SIGKILL when the grader's process ends (bwrap does this itself)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:  # noqa: BLE001 - not Linux, no ctypes: the request pipe's EOF still ends us
+        pass
+    for name in [m for m in sys.modules if m.split(".")[0] in ("ctypes", "_ctypes")]:
+        del sys.modules[name]  # so a later import is audited (and refused); calls are audited too
 
 
 def _drop(opts: dict) -> None:
@@ -167,23 +179,22 @@ def main(argv: list[str] | None = None) -> int:
     opts = _parse(sys.argv[1:] if argv is None else argv)
     _limit(opts)
     _drop(opts)
+    _die_with_parent()  # after _drop: changing user clears the parent-death signal
     scratch = opts["scratch"]
     os.chdir(scratch)
     os.environ.clear()
     os.environ.update({"HOME": scratch, "TMPDIR": scratch, "PATH": "/usr/bin:/bin"})
     requests = os.fdopen(int(opts["req"]), "r", encoding="utf-8")
     responses = os.fdopen(int(opts["resp"]), "w", encoding="utf-8")
-    sys.path[:0] = [os.path.join(scratch, "shim"), os.path.join(scratch, "submission")]
+    sys.path[:0] = opts["path"]
     import fakeroot_builder.errors  # noqa: F401 - the lab errors, for _error_of
     import fakeroot_builder.formats  # noqa: F401
 
     _guard(scratch, opts["allow_read"])
-    import importlib.util
+    import importlib
 
     try:
-        spec = importlib.util.spec_from_file_location(f"student_{opts['lab']}", opts["module"])
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        module = importlib.import_module(opts["module"])
     except BaseException as exc:  # noqa: BLE001 - SyntaxError, SystemExit, anything
         _send(responses, {"ready": False, "error": _error_of(exc)})
         return 0

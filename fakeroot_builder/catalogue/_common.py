@@ -69,8 +69,12 @@ def workdir(path: str) -> Step:
 
 
 def run(command: str, layer: LayerRecipe) -> Step:
-    """A ``RUN`` step: the shell command as history shows it (continuation lines joined)."""
-    return Step(f"/bin/sh -c {command}", layer)
+    """A ``RUN`` step; ``command`` is written as in the Dockerfile, ``\\``-continued lines and all.
+
+    History records the command with every backslash-newline removed and the indentation kept
+    (``set -eux; \\`` + newline + tab + ``apt-get update`` → ``set -eux; \tapt-get update``).
+    """
+    return Step("/bin/sh -c " + command.replace("\\\n", "").strip(), layer)
 
 
 def add_rootfs_step(layer: LayerRecipe) -> Step:

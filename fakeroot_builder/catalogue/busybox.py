@@ -72,7 +72,8 @@ def _rootfs(ctx: LayerContext) -> None:
     ctx.symlink("lib64", "lib")
     ctx.file("etc/passwd", _PASSWD)
     ctx.file("etc/group", _GROUP)
-    ctx.file("etc/shadow", "".join(f"{line.split(':', 1)[0]}:*::0:::::\n" for line in _PASSWD.splitlines()), 0o600)
+    shadow = [f"{line.split(':', 1)[0]}:*::0:::::\n" for line in _PASSWD.splitlines()]
+    ctx.file("etc/shadow", "".join(shadow), 0o600)
     ctx.file("etc/nsswitch.conf", _NSSWITCH)
     for hook in ("if-down.d", "if-post-down.d", "if-pre-up.d", "if-up.d"):
         ctx.dir(f"etc/network/{hook}")

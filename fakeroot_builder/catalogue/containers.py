@@ -24,7 +24,10 @@ def _nginx_ran(ctx: LayerContext) -> None:
     # `docker cp` / `docker exec … tee` of a page: owner root, default mode
     title = fake.catch_phrase()
     body = "\n".join(f"<p>{fake.paragraph(nb_sentences=3)}</p>" for _ in range(2))
-    page = f"<!DOCTYPE html>\n<html>\n<head><title>{title}</title></head>\n<body>\n<h1>{title}</h1>\n{body}\n</body>\n</html>\n"
+    page = (
+        f"<!DOCTYPE html>\n<html>\n<head><title>{title}</title></head>\n"
+        f"<body>\n<h1>{title}</h1>\n{body}\n</body>\n</html>\n"
+    )
     ctx.file(f"usr/share/nginx/html/{fake.slug()}.html", page)
     # `rm /docker-entrypoint.d/30-tune-worker-processes.sh`: a whiteout hides the image's copy
     ctx.delete("docker-entrypoint.d/30-tune-worker-processes.sh")
@@ -38,8 +41,10 @@ def _redis_ran(ctx: LayerContext) -> None:
     """redis-server saved its dataset on shutdown: /data/dump.rdb, owned by redis, umask 0077."""
     fake = ctx.fake
     ctx.dir("data", 0o755, _REDIS_UID, _REDIS_UID)
-    payload = b"REDIS0011\xfa\tredis-ver\x057.2.1\xfa\nredis-bits\xc0@" + fake.binary(length=fake.random_int(120, 480))
-    ctx.file("data/dump.rdb", payload + b"\xff" + fake.binary(length=8), 0o600, _REDIS_UID, _REDIS_UID)
+    header = b"REDIS0011\xfa\tredis-ver\x057.2.1\xfa\nredis-bits\xc0@"  # RDB v11 and its aux fields
+    body = fake.binary(length=fake.random_int(120, 480))
+    checksum = fake.binary(length=8)
+    ctx.file("data/dump.rdb", header + body + b"\xff" + checksum, 0o600, _REDIS_UID, _REDIS_UID)
 
 
 #: Every container on the host, in the order they were created.

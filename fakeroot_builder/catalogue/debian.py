@@ -21,6 +21,7 @@ __all__ = [
     "DEBIAN_BOOKWORM_SLIM",
     "DEBIAN_PATH",
     "DEBIAN_ROOTFS",
+    "LIBSSL3",
     "DebPackage",
     "SystemAccount",
     "write_accounts",
@@ -55,12 +56,15 @@ _apt:x:42:65534::/nonexistent:/usr/sbin/nologin
 nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin
 """
 
+#: base-passwd's groups: (name, gid).
 _GROUPS = (
-    "root:0 daemon:1 bin:2 sys:3 adm:4 tty:5 disk:6 lp:7 mail:8 news:9 uucp:10 man:12 proxy:13 "
-    "kmem:15 dialout:20 fax:21 voice:22 cdrom:24 floppy:25 tape:26 sudo:27 audio:29 dip:30 "
-    "www-data:33 backup:34 operator:37 list:38 irc:39 src:40 shadow:42 utmp:43 video:44 sasl:45 "
-    "plugdev:46 staff:50 games:60 users:100 nogroup:65534"
-).split()
+    ("root", 0), ("daemon", 1), ("bin", 2), ("sys", 3), ("adm", 4), ("tty", 5), ("disk", 6), ("lp", 7),
+    ("mail", 8), ("news", 9), ("uucp", 10), ("man", 12), ("proxy", 13), ("kmem", 15), ("dialout", 20),
+    ("fax", 21), ("voice", 22), ("cdrom", 24), ("floppy", 25), ("tape", 26), ("sudo", 27), ("audio", 29),
+    ("dip", 30), ("www-data", 33), ("backup", 34), ("operator", 37), ("list", 38), ("irc", 39), ("src", 40),
+    ("shadow", 42), ("utmp", 43), ("video", 44), ("sasl", 45), ("plugdev", 46), ("staff", 50), ("games", 60),
+    ("users", 100), ("nogroup", 65534),
+)
 
 
 @dataclass(frozen=True)
@@ -76,23 +80,34 @@ class SystemAccount:
         return self.passwd.split(":", 1)[0]
 
 
+def _account_files(added: Sequence[SystemAccount], day: int) -> dict[str, str]:
+    """The text of the four account files with ``added`` appended (``day``: their shadow date)."""
+    users = [line.split(":", 1)[0] for line in _PASSWD.splitlines()]
+    return {
+        "passwd": _PASSWD + "".join(a.passwd + "\n" for a in added),
+        "group": "".join(f"{name}:x:{gid}:\n" for name, gid in _GROUPS) + "".join(a.group + "\n" for a in added),
+        "shadow": "".join(f"{user}:*:{_BASE_SHADOW_DAY}:0:99999:7:::\n" for user in users)
+        + "".join(f"{a.name}:!:{day}::::::\n" for a in added),
+        "gshadow": "".join(f"{name}:*::\n" for name, _ in _GROUPS)
+        + "".join(f"{a.group.split(':', 1)[0]}:!::\n" for a in added),
+    }
+
+
 def write_accounts(ctx: LayerContext, added: Sequence[SystemAccount] = ()) -> None:
     """Write ``/etc/{passwd,group,shadow,gshadow}``: the base's accounts, then ``added``.
 
-    Added users get today's day in ``shadow`` (drawn from the layer's Faker), as ``useradd`` does.
+    With ``added``, this is what ``groupadd`` + ``useradd`` leave: the new files, the previous ones
+    kept as ``passwd-`` etc., and the day of the change in ``shadow`` (drawn from the layer's Faker).
     """
-    passwd = _PASSWD + "".join(a.passwd + "\n" for a in added)
-    groups = [f"{g.split(':')[0]}:x:{g.split(':')[1]}:" for g in _GROUPS]
-    group = "\n".join(groups) + "\n" + "".join(a.group + "\n" for a in added)
-    shadow = "".join(f"{line.split(':', 1)[0]}:*:{_BASE_SHADOW_DAY}:0:99999:7:::\n" for line in _PASSWD.splitlines())
-    day = _BASE_SHADOW_DAY + ctx.fake.random_int(1, 1500) if added else 0
-    shadow += "".join(f"{a.name}:!:{day}::::::\n" for a in added)
-    gshadow = "".join(f"{g.split(':')[0]}:*::\n" for g in _GROUPS)
-    gshadow += "".join(f"{a.group.split(':', 1)[0]}:!::\n" for a in added)
-    ctx.file("etc/passwd", passwd)
-    ctx.file("etc/group", group)
-    ctx.file("etc/shadow", shadow, 0o640, gid=42)  # root:shadow, as on Debian
-    ctx.file("etc/gshadow", gshadow, 0o640, gid=42)
+    day = _BASE_SHADOW_DAY + ctx.fake.random_int(20, 420)  # some day between Aug 2023 and Sep 2024
+    files = {"": _account_files(added, day)}
+    if added:
+        files["-"] = _account_files(added[:-1], day)
+    for suffix, texts in files.items():
+        ctx.file(f"etc/passwd{suffix}", texts["passwd"])
+        ctx.file(f"etc/group{suffix}", texts["group"])
+        ctx.file(f"etc/shadow{suffix}", texts["shadow"], 0o640, gid=42)  # root:shadow, as on Debian
+        ctx.file(f"etc/gshadow{suffix}", texts["gshadow"], 0o640, gid=42)
 
 
 # -- dpkg ----------------------------------------------------------------------------------------------
@@ -290,7 +305,19 @@ Dir::Cache::srcpkgcache "";
 
 _APT_NO_LANGUAGES = 'Acquire::Languages "none";\n'
 
-_SHELLS = "# /etc/shells: valid login shells\n/bin/sh\n/usr/bin/sh\n/bin/bash\n/usr/bin/bash\n/bin/dash\n/usr/bin/dash\n"
+_SHELLS = """\
+# /etc/shells: valid login shells
+/bin/sh
+/usr/bin/sh
+/bin/bash
+/usr/bin/bash
+/bin/dash
+/usr/bin/dash
+"""
+
+
+_DEBCONF_CONFIG = "Name: debconf/frontend\nTemplate: debconf/frontend\nValue: Noninteractive\nOwners: debconf\n\n"
+_DEBCONF_TEMPLATES = "Name: debconf/frontend\nDefault: Dialog\nType: select\n\n"
 
 
 def _debian_sources(snapshot: str) -> str:
@@ -337,6 +364,11 @@ def _pkg(name: str, version: str, section: str, size: int, maintainer: str, desc
     return DebPackage(name, version, section, size, maintainer, description, **kw)
 
 
+#: OpenSSL's runtime, which several images on Debian install (nginx, redis, python's ca-certificates).
+LIBSSL3 = DebPackage("libssl3", "3.0.11-1~deb12u1", "libs", 6229,
+                     "Debian OpenSSL Team <pkg-openssl-devel@alioth-lists.debian.net>",
+                     "Secure Sockets Layer toolkit - shared libraries", priority="optional")
+
 #: What ``dpkg -l`` lists in the base image (a representative subset of the real ~80).
 BASE_PACKAGES: tuple[DebPackage, ...] = (
     _pkg("apt", "2.6.1", "admin", 4248, "APT Development Team <deity@lists.debian.org>",
@@ -378,10 +410,10 @@ BASE_PACKAGES: tuple[DebPackage, ...] = (
     _pkg("passwd", "1:4.13+dfsg1-1+b1", "admin", 2985, _SHADOW, "change and administer password and group data"),
     _pkg("perl-base", "5.36.0-7", "perl", 7679, "Niko Tyni <ntyni@debian.org>",
          "minimal Perl system", essential=True),
-    _pkg("sed", "4.9-1", "utils", 883, "Clint Adams <clint@debian.org>", "GNU stream editor for filtering/transforming text",
-         essential=True),
-    _pkg("tar", "1.34+dfsg-1.2", "utils", 3152, "Janos Lenart <ocsi@debian.org>", "GNU version of the tar archiving utility",
-         essential=True),
+    _pkg("sed", "4.9-1", "utils", 883, "Clint Adams <clint@debian.org>",
+         "GNU stream editor for filtering/transforming text", essential=True),
+    _pkg("tar", "1.34+dfsg-1.2", "utils", 3152, "Janos Lenart <ocsi@debian.org>",
+         "GNU version of the tar archiving utility", essential=True),
     _pkg("tzdata", "2023c-5", "localization", 3422, "GNU Libc Maintainers <debian-glibc@lists.debian.org>",
          "time zone and daylight-saving time data", architecture="all"),
     _pkg("util-linux", "2.38.1-5+b1", "utils", 4700, "util-linux packagers <util-linux@packages.debian.org>",
@@ -481,7 +513,8 @@ def _rootfs(ctx: LayerContext) -> None:
              "# Multiarch support\n/usr/local/lib/x86_64-linux-gnu\n/lib/x86_64-linux-gnu\n/usr/lib/x86_64-linux-gnu\n")
     ctx.file("etc/ld.so.cache", b"glibc-ld.so.cache1.1" + fake.binary(length=fake.random_int(200, 400)))
     write_accounts(ctx)
-    ctx.file("etc/apt/sources.list.d/debian.sources", _debian_sources(fake.build_date(2023, 2023).strftime("%Y%m%dT000000Z")))
+    snapshot = fake.build_date(2023, 2023).strftime("%Y%m%dT000000Z")  # the day debuerreotype pinned
+    ctx.file("etc/apt/sources.list.d/debian.sources", _debian_sources(snapshot))
     ctx.file("etc/apt/apt.conf.d/docker-clean", _APT_DOCKER_CLEAN)
     ctx.file("etc/apt/apt.conf.d/docker-no-languages", _APT_NO_LANGUAGES)
     ctx.dir("etc/apt/preferences.d")
@@ -524,8 +557,8 @@ def _rootfs(ctx: LayerContext) -> None:
     ctx.file("var/lib/dpkg/alternatives/awk", "auto\n/usr/bin/awk\nnawk\n/usr/bin/nawk\n\n/usr/bin/mawk\n5\n\n")
     ctx.dir("var/lib/apt/lists/auxfiles")
     ctx.dir("var/cache/apt/archives/partial", 0o700, uid=42)  # _apt downloads there
-    ctx.file("var/cache/debconf/config.dat", "Name: debconf/frontend\nTemplate: debconf/frontend\nValue: Noninteractive\nOwners: debconf\n\n")
-    ctx.file("var/cache/debconf/templates.dat", "Name: debconf/frontend\nDefault: Dialog\nType: select\n\n")
+    ctx.file("var/cache/debconf/config.dat", _DEBCONF_CONFIG)
+    ctx.file("var/cache/debconf/templates.dat", _DEBCONF_TEMPLATES)
     ctx.dir("var/log/apt")
     ctx.file("var/log/lastlog", b"", 0o664, gid=43)  # root:utmp
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from ..recipe import ImageRecipe, LayerContext, LayerRecipe
 from ._common import nop, run
 
-__all__ = ["DEEP_LAYERS", "DEEP_LATEST", "DEEP_STEP_COUNT", "DELETED_STEP", "DELETING_STEP"]
+__all__ = ["DEEP_LATEST", "DEEP_LAYERS", "DEEP_STEP_COUNT", "DELETED_STEP", "DELETING_STEP"]
 
 #: How many ``RUN`` layers ``deep:latest`` adds on top of busybox.
 DEEP_STEP_COUNT = 40
@@ -53,8 +53,10 @@ DEEP_LAYERS: tuple[LayerRecipe, ...] = tuple(
 DEEP_LATEST = ImageRecipe(
     name="deep:latest",
     base="busybox:latest",
-    steps=tuple(run(_command(n), layer) for n, layer in enumerate(DEEP_LAYERS, start=1))
-    + (nop("LABEL org.example.lab=deep-lower-chain"),),
+    steps=(
+        *(run(_command(n), layer) for n, layer in enumerate(DEEP_LAYERS, start=1)),
+        nop("LABEL org.example.lab=deep-lower-chain"),
+    ),
     config={"Labels": {"org.example.lab": "deep-lower-chain"}},
     pulled=False,
 )

@@ -13,7 +13,15 @@ from __future__ import annotations
 
 from ..recipe import ImageRecipe, LayerContext, LayerRecipe, Step
 from ._common import GLIBC_LOADER, add_binary, copy_step, nop, run
-from .debian import DEBIAN_PATH, DebPackage, SystemAccount, write_accounts, write_dpkg_list, write_dpkg_status
+from .debian import (
+    DEBIAN_PATH,
+    LIBSSL3,
+    DebPackage,
+    SystemAccount,
+    write_accounts,
+    write_dpkg_list,
+    write_dpkg_status,
+)
 
 __all__ = [
     "DEFAULT_CONF",
@@ -480,7 +488,8 @@ ENTRYPOINT_D_LAYERS: tuple[LayerRecipe, ...] = tuple(
 
 def entrypoint_steps() -> tuple[Step, ...]:
     """The five COPY steps, identical (same recipes, same history lines) in both nginx images."""
-    return (copy_step(ENTRYPOINT_LAYER, "/"), *(copy_step(layer, "/docker-entrypoint.d") for layer in ENTRYPOINT_D_LAYERS))
+    scripts = (copy_step(layer, "/docker-entrypoint.d") for layer in ENTRYPOINT_D_LAYERS)
+    return (copy_step(ENTRYPOINT_LAYER, "/"), *scripts)
 
 
 #: The config-only steps that end both nginx Dockerfiles.
@@ -506,38 +515,42 @@ _NGINX_PACKAGES = (
                "nginx njs dynamic modules", priority="optional", depends=f"nginx (= {NGINX_VERSION}-1~bookworm)"),
     DebPackage("gettext-base", "0.21-12", "utils", 463, "Santiago Vila <sanvila@debian.org>",
                "GNU Internationalization utilities for the base system", priority="standard"),
-    DebPackage("libssl3", "3.0.11-1~deb12u1", "libs", 6229, "Debian OpenSSL Team <pkg-openssl-devel@alioth-lists.debian.net>",
-               "Secure Sockets Layer toolkit - shared libraries", priority="optional"),
+    LIBSSL3,
 )
 
 _PIN_NGINX_ORG = "Package: *\nPin: origin nginx.org\nPin: release o=nginx\nPin-Priority: 900\n"
 
-_NGINX_RUN = (
-    "set -x"
-    "     && groupadd --system --gid 101 nginx"
-    "     && useradd --system --gid nginx --no-create-home --home /nonexistent --comment \"nginx user\" --shell /bin/false --uid 101 nginx"
-    "     && apt-get update"
-    "     && apt-get install --no-install-recommends --no-install-suggests -y gnupg1 ca-certificates"
-    "     && NGINX_GPGKEY=573BFD6B3D8FBC641079A6ABABF5BD827BD9BF62;"
-    "     NGINX_GPGKEY_PATH=/usr/share/keyrings/nginx-archive-keyring.gpg;"
-    "     export GNUPGHOME=\"$(mktemp -d)\";"
-    "     gpg1 --batch --keyserver hkp://keyserver.ubuntu.com:80 --keyserver-options timeout=10 --recv-keys \"$NGINX_GPGKEY\";"
-    "     gpg1 --batch --export \"$NGINX_GPGKEY\" > \"$NGINX_GPGKEY_PATH\" ;"
-    "     rm -rf \"$GNUPGHOME\";"
-    "     apt-get remove --purge --auto-remove -y gnupg1 && rm -rf /var/lib/apt/lists/*"
-    "     && echo \"deb [signed-by=$NGINX_GPGKEY_PATH] https://nginx.org/packages/mainline/debian/ bookworm nginx\" >> /etc/apt/sources.list.d/nginx.list"
-    "     && rm -rf /etc/apt/preferences.d && mkdir /etc/apt/preferences.d"
-    "     && printf 'Package: *\\nPin: origin nginx.org\\nPin: release o=nginx\\nPin-Priority: 900\\n' > /etc/apt/preferences.d/99nginx"
-    "     && apt-get update"
-    "     && apt-get install --no-install-recommends --no-install-suggests -y"
-    "                         nginx=${NGINX_VERSION}-${PKG_RELEASE}"
-    "                         nginx-module-njs=${NGINX_VERSION}+${NJS_VERSION}-${PKG_RELEASE}"
-    "                         gettext-base"
-    "     && apt-get remove --purge --auto-remove -y && rm -rf /var/lib/apt/lists/* /etc/apt/sources.list.d/nginx.list"
-    "     && ln -sf /dev/stdout /var/log/nginx/access.log"
-    "     && ln -sf /dev/stderr /var/log/nginx/error.log"
-    "     && mkdir /docker-entrypoint.d"
-)
+_NGINX_RUN = r"""\
+set -x \
+    && groupadd --system --gid 101 nginx \
+    && useradd --system --gid nginx --no-create-home --home /nonexistent --comment "nginx user" \
+--shell /bin/false --uid 101 nginx \
+    && apt-get update \
+    && apt-get install --no-install-recommends --no-install-suggests -y gnupg1 ca-certificates \
+    && \
+    NGINX_GPGKEY=573BFD6B3D8FBC641079A6ABABF5BD827BD9BF62; \
+    NGINX_GPGKEY_PATH=/usr/share/keyrings/nginx-archive-keyring.gpg; \
+    export GNUPGHOME="$(mktemp -d)"; \
+    gpg1 --batch --keyserver hkp://keyserver.ubuntu.com:80 --recv-keys "$NGINX_GPGKEY"; \
+    gpg1 --batch --export "$NGINX_GPGKEY" > "$NGINX_GPGKEY_PATH" ; \
+    rm -rf "$GNUPGHOME"; \
+    apt-get remove --purge --auto-remove -y gnupg1 && rm -rf /var/lib/apt/lists/* \
+    && echo "deb [signed-by=$NGINX_GPGKEY_PATH] https://nginx.org/packages/mainline/debian/ bookworm nginx" \
+> /etc/apt/sources.list.d/nginx.list \
+    && rm -rf /etc/apt/preferences.d && mkdir /etc/apt/preferences.d \
+    && printf 'Package: *\nPin: origin nginx.org\nPin: release o=nginx\nPin-Priority: 900\n' \
+> /etc/apt/preferences.d/99nginx \
+    && apt-get update \
+    && apt-get install --no-install-recommends --no-install-suggests -y \
+                        nginx=${NGINX_VERSION}-${PKG_RELEASE} \
+                        nginx-module-njs=${NGINX_VERSION}+${NJS_VERSION}-${PKG_RELEASE} \
+                        gettext-base \
+    && apt-get remove --purge --auto-remove -y \
+    && rm -rf /var/lib/apt/lists/* /etc/apt/sources.list.d/nginx.list \
+    && ln -sf /dev/stdout /var/log/nginx/access.log \
+    && ln -sf /dev/stderr /var/log/nginx/error.log \
+    && mkdir /docker-entrypoint.d
+"""
 
 
 def _nginx_debian(ctx: LayerContext) -> None:

@@ -10,43 +10,55 @@ from __future__ import annotations
 from ..recipe import ImageRecipe, LayerContext, LayerRecipe
 from ._common import MUSL_LOADER, add_binary, nop, run
 from .alpine import ALPINE_PATH, ApkPackage, write_alpine_accounts, write_apk_db
-from .nginx import NGINX_LABELS, NGINX_RUNTIME_STEPS, NGINX_VERSION, NJS_VERSION, add_nginx_files, entrypoint_steps
+from .nginx import (
+    NGINX_LABELS,
+    NGINX_RUNTIME_STEPS,
+    NGINX_VERSION,
+    NJS_VERSION,
+    add_nginx_files,
+    entrypoint_steps,
+)
 
 __all__ = ["NGINX_ALPINE", "NGINX_ALPINE_LAYER"]
 
 _NGINX_ORG = ("https://nginx.org/", "2-clause BSD-like license")
+_GETTEXT = "https://www.gnu.org/software/gettext/gettext.html"
 
+#: What the ``RUN`` adds to the base's packages, in install order.
 _PACKAGES = (
-    ApkPackage("pcre2", "10.42-r2", "Perl-compatible regular expression library", "https://pcre.org/", "BSD-3-Clause", 770048),
+    ApkPackage("pcre2", "10.42-r2", "Perl-compatible regular expression library", "https://pcre.org/",
+               "BSD-3-Clause", 770048),
     ApkPackage("nginx", f"{NGINX_VERSION}-r1", "High performance web server", *_NGINX_ORG, 1249280),
-    ApkPackage("nginx-module-njs", f"{NGINX_VERSION}.{NJS_VERSION}-r1", "nginx njs dynamic modules", *_NGINX_ORG, 2895872),
-    ApkPackage("libintl", "0.22.3-r0", "GNU gettext runtime library", "https://www.gnu.org/software/gettext/gettext.html",
-               "LGPL-2.1-or-later", 57344, "gettext"),
-    ApkPackage("gettext-envsubst", "0.22.3-r0", "GNU gettext envsubst binary", "https://www.gnu.org/software/gettext/gettext.html",
-               "GPL-3.0-or-later", 36864, "gettext"),
+    ApkPackage("nginx-module-njs", f"{NGINX_VERSION}.{NJS_VERSION}-r1", "nginx njs dynamic modules", *_NGINX_ORG,
+               2895872),
+    ApkPackage("libintl", "0.22.3-r0", "GNU gettext runtime library", _GETTEXT, "LGPL-2.1-or-later", 57344, "gettext"),
+    ApkPackage("gettext-envsubst", "0.22.3-r0", "GNU gettext envsubst binary", _GETTEXT, "GPL-3.0-or-later", 36864,
+               "gettext"),
     ApkPackage("tzdata", "2024a-r0", "Timezone data", "https://www.iana.org/time-zones", "Public-Domain", 1560576),
 )
 
-_RUN = (
-    "set -x"
-    "     && addgroup -g 101 -S nginx"
-    "     && adduser -S -D -H -u 101 -h /var/cache/nginx -s /sbin/nologin -G nginx -g nginx nginx"
-    "     && apkArch=\"$(cat /etc/apk/arch)\""
-    "     && nginxPackages=\"         nginx=${NGINX_VERSION}-r${PKG_RELEASE}"
-    "         nginx-module-njs=${NGINX_VERSION}.${NJS_VERSION}-r${PKG_RELEASE}     \""
-    "     && apk add --no-cache --virtual .checksum-deps openssl"
-    "     && wget -O /tmp/nginx_signing.rsa.pub https://nginx.org/keys/nginx_signing.rsa.pub"
-    "     && mv /tmp/nginx_signing.rsa.pub /etc/apk/keys/"
-    "     && apk add -X \"https://nginx.org/packages/mainline/alpine/v$(egrep -o '^[0-9]+\\.[0-9]+' /etc/alpine-release)/main\""
-    " --no-cache $nginxPackages"
-    "     && apk del --no-network .checksum-deps"
-    "     && if [ -f \"/etc/apk/keys/nginx_signing.rsa.pub\" ]; then rm -f /etc/apk/keys/nginx_signing.rsa.pub; fi"
-    "     && apk add --no-cache gettext-envsubst"
-    "     && apk add --no-cache tzdata"
-    "     && mkdir /docker-entrypoint.d"
-    "     && ln -sf /dev/stdout /var/log/nginx/access.log"
-    "     && ln -sf /dev/stderr /var/log/nginx/error.log"
-)
+_RUN = r"""\
+set -x \
+    && addgroup -g 101 -S nginx \
+    && adduser -S -D -H -u 101 -h /var/cache/nginx -s /sbin/nologin -G nginx -g nginx nginx \
+    && apkArch="$(cat /etc/apk/arch)" \
+    && nginxPackages=" \
+        nginx=${NGINX_VERSION}-r${PKG_RELEASE} \
+        nginx-module-njs=${NGINX_VERSION}.${NJS_VERSION}-r${PKG_RELEASE} \
+    " \
+    && apk add --no-cache --virtual .checksum-deps openssl \
+    && wget -O /tmp/nginx_signing.rsa.pub https://nginx.org/keys/nginx_signing.rsa.pub \
+    && mv /tmp/nginx_signing.rsa.pub /etc/apk/keys/ \
+    && apk add -X "https://nginx.org/packages/mainline/alpine/v$(egrep -o '^[0-9]+\.[0-9]+' \
+/etc/alpine-release)/main" --no-cache $nginxPackages \
+    && apk del --no-network .checksum-deps \
+    && if [ -f "/etc/apk/keys/nginx_signing.rsa.pub" ]; then rm -f /etc/apk/keys/nginx_signing.rsa.pub; fi \
+    && apk add --no-cache gettext-envsubst \
+    && apk add --no-cache tzdata \
+    && mkdir /docker-entrypoint.d \
+    && ln -sf /dev/stdout /var/log/nginx/access.log \
+    && ln -sf /dev/stderr /var/log/nginx/error.log
+"""
 
 
 def _nginx_alpine(ctx: LayerContext) -> None:

@@ -11,7 +11,7 @@ import hashlib
 
 from ..recipe import ImageRecipe, LayerContext, LayerRecipe
 from ._common import add_binary, nop, pem_block, run, static_hex
-from .debian import DebPackage, write_dpkg_status
+from .debian import LIBSSL3, DebPackage, write_dpkg_status
 
 __all__ = ["PYTHON_3_12_SLIM", "PYTHON_BUILD_LAYER", "PYTHON_CA_LAYER", "PYTHON_PIP_LAYER"]
 
@@ -28,9 +28,9 @@ _OPENSSL_TEAM = "Debian OpenSSL Team <pkg-openssl-devel@alioth-lists.debian.net>
 #: What the first layer's ``apt-get install ca-certificates netbase`` adds to the base.
 _CA_PACKAGES = (
     DebPackage("ca-certificates", "20230311", "misc", 384, "Julien Cristau <jcristau@debian.org>",
-               "Common CA certificates", priority="optional", architecture="all", depends="openssl (>= 1.1.1)"),
-    DebPackage("libssl3", "3.0.11-1~deb12u1", "libs", 6229, _OPENSSL_TEAM,
-               "Secure Sockets Layer toolkit - shared libraries", priority="optional"),
+               "Common CA certificates", priority="optional", architecture="all",
+               depends="openssl (>= 1.1.1)"),
+    LIBSSL3,
     DebPackage("netbase", "6.4", "admin", 41, "Marco d'Itri <md@linux.it>", "Basic TCP/IP networking system",
                priority="optional", architecture="all"),
     DebPackage("openssl", "3.0.11-1~deb12u1", "utils", 2303, _OPENSSL_TEAM,
@@ -50,7 +50,11 @@ _RUNTIME_PACKAGES = (
 # -- layer 1: ca-certificates and netbase -----------------------------------------------------------
 
 #: (file name under mozilla/, its subject hash) for the few CA certificates we ship.
-_CAS = (("ISRG_Root_X1", "4042bcee"), ("DigiCert_Global_Root_G2", "607986c7"), ("GlobalSign_Root_CA", "5ad8a5d6"))
+_CAS = (
+    ("ISRG_Root_X1", "4042bcee"),
+    ("DigiCert_Global_Root_G2", "607986c7"),
+    ("GlobalSign_Root_CA", "5ad8a5d6"),
+)
 
 _SERVICES = """\
 # Network services, Internet style
@@ -270,48 +274,76 @@ def _python_script(module: str, call: str) -> str:
     return f"#!/usr/local/bin/python3.12\n\nimport {module}\nif __name__ == '__main__':\n    {call}\n"
 
 
+#: Small fixed files ``make install`` leaves, relative to ``/usr/local``.
+_CPYTHON_FILES = {
+    "bin/python3.12-config": (
+        "#!/bin/sh\n\n# Keep this script in sync with python-config.in\n\n"
+        'prefix_real=$(installed_prefix "$0")\n'
+    ),
+    "bin/pydoc3.12": _python_script("pydoc", "pydoc.cli()"),
+    "bin/idle3.12": _python_script("idlelib.pyshell", "idlelib.pyshell.main()"),
+    "include/python3.12/patchlevel.h": (
+        "#define PY_MAJOR_VERSION\t3\n#define PY_MINOR_VERSION\t12\n#define PY_MICRO_VERSION\t0\n"
+        f'#define PY_VERSION      \t"{PYTHON_VERSION}"\n'
+    ),
+    "include/python3.12/Python.h": (
+        "// Entry point of the Python C API.\n// C extensions should only #include <Python.h>.\n\n"
+        "#ifndef Py_PYTHON_H\n#define Py_PYTHON_H\n"
+    ),
+    "lib/pkgconfig/python3.pc": (
+        "prefix=/usr/local\nName: Python\nDescription: Build a C extension for Python\nVersion: 3.12\n"
+        "Libs: -L${libdir} -lpython3.12\n"
+    ),
+    "lib/python3.12/site-packages/README.txt": (
+        "This directory exists so that 3rd party packages can be installed\n"
+        "here.  Read the source for site.py for more details.\n"
+    ),
+    **{f"lib/python3.12/{name}": text for name, text in _STDLIB.items()},
+}
+
+#: Symlinks in ``/usr/local``: ``make install``'s, then the Dockerfile's ``ln -svT "$src" "${src%3}"``.
+_CPYTHON_LINKS = {
+    "bin/python3": "python3.12",
+    "bin/python3-config": "python3.12-config",
+    "bin/pydoc3": "pydoc3.12",
+    "bin/idle3": "idle3.12",
+    "lib/libpython3.12.so": "libpython3.12.so.1.0",
+    "lib/pkgconfig/python3-embed.pc": "python3.pc",
+    **{f"bin/{src.replace('3', '')}": src for src in ("idle3", "pydoc3", "python3", "python3-config")},
+}
+
+#: Runtime libraries of the packages in ``_RUNTIME_PACKAGES``: (soname link, real file).
+_RUNTIME_LIBS = (
+    ("libexpat.so.1", "libexpat.so.1.8.10"),
+    ("libffi.so.8", "libffi.so.8.1.2"),
+    ("libsqlite3.so.0", "libsqlite3.so.0.8.6"),
+)
+
+
 def _cpython(ctx: LayerContext) -> None:
     """``./configure --enable-shared … && make install``, ``ldconfig``, and the convenience links."""
     fake = ctx.fake
-    bindir, libdir = "usr/local/bin", "usr/local/lib"
-    add_binary(ctx, f"{bindir}/python3.12", f"Python {PYTHON_VERSION}", "libpython3.12.so.1.0")
-    ctx.symlink(f"{bindir}/python3", "python3.12")
-    ctx.file(f"{bindir}/python3.12-config",
-             '#!/bin/sh\n\n# Keep this script in sync with python-config.in\n\nprefix_real=$(installed_prefix "$0")\n', 0o755)
-    ctx.symlink(f"{bindir}/python3-config", "python3.12-config")
-    ctx.file(f"{bindir}/pydoc3.12", _python_script("pydoc", "pydoc.cli()"), 0o755)
-    ctx.symlink(f"{bindir}/pydoc3", "pydoc3.12")
-    ctx.file(f"{bindir}/idle3.12", _python_script("idlelib.pyshell", "idlelib.pyshell.main()"), 0o755)
-    ctx.symlink(f"{bindir}/idle3", "idle3.12")
-    for src in ("idle3", "pydoc3", "python3", "python3-config"):  # ln -svT "$src" "/usr/local/bin/${src%3}"
-        ctx.symlink(f"{bindir}/{src.replace('3', '')}", src)
-
-    add_binary(ctx, f"{libdir}/libpython3.12.so.1.0", f"{PYTHON_VERSION} (main, {fake.date('%b %d %Y')}, 13:37:00) [GCC 12.2.0]",
-               size=fake.random_int(2500, 4000), interpreter=None)
-    ctx.symlink(f"{libdir}/libpython3.12.so", "libpython3.12.so.1.0")
-    add_binary(ctx, f"{libdir}/libpython3.so", "libpython3.12.so.1.0", interpreter=None)
-    pylib = f"{libdir}/python3.12"
-    for name, text in _STDLIB.items():
-        ctx.file(f"{pylib}/{name}", text)
+    for path, text in _CPYTHON_FILES.items():
+        ctx.file(f"usr/local/{path}", text, 0o755 if path.startswith("bin/") else 0o644)
+    for path, target in _CPYTHON_LINKS.items():
+        ctx.symlink(f"usr/local/{path}", target)
+    add_binary(ctx, "usr/local/bin/python3.12", f"Python {PYTHON_VERSION}", "libpython3.12.so.1.0")
+    build = f"{PYTHON_VERSION} (main, {fake.date('%b %d %Y')}, {fake.time()}) [GCC 12.2.0]"  # sys.version
+    libpython = "usr/local/lib/libpython3.12.so.1.0"
+    add_binary(ctx, libpython, build, size=fake.random_int(2500, 4000), interpreter=None)
+    add_binary(ctx, "usr/local/lib/libpython3.so", "libpython3.12.so.1.0", interpreter=None)
     for ext in _EXTENSIONS:
-        add_binary(ctx, f"{pylib}/lib-dynload/{ext}.cpython-312-x86_64-linux-gnu.so", f"PyInit_{ext}", interpreter=None)
-    ctx.file(f"{pylib}/site-packages/README.txt",
-             "This directory exists so that 3rd party packages can be installed\nhere.  Read the source for site.py for more details.\n")
-    ctx.file("usr/local/include/python3.12/patchlevel.h",
-             f'#define PY_MAJOR_VERSION\t3\n#define PY_MINOR_VERSION\t12\n#define PY_MICRO_VERSION\t0\n#define PY_VERSION      \t"{PYTHON_VERSION}"\n')
-    ctx.file("usr/local/include/python3.12/Python.h", "// Entry point of the Python C API.\n// C extensions should only #include <Python.h>.\n\n#ifndef Py_PYTHON_H\n#define Py_PYTHON_H\n")
-    ctx.file(f"{libdir}/pkgconfig/python3.pc",
-             f"prefix=/usr/local\nName: Python\nDescription: Build a C extension for Python\nVersion: 3.12\nLibs: -L${{libdir}} -lpython3.12\n")
-    ctx.symlink(f"{libdir}/pkgconfig/python3-embed.pc", "python3.pc")
+        so = f"usr/local/lib/python3.12/lib-dynload/{ext}.cpython-312-x86_64-linux-gnu.so"
+        add_binary(ctx, so, f"PyInit_{ext}", interpreter=None)
 
-    for soname, real in (("libexpat.so.1", "libexpat.so.1.8.10"), ("libffi.so.8", "libffi.so.8.1.2"),
-                         ("libsqlite3.so.0", "libsqlite3.so.0.8.6")):
+    for soname, real in _RUNTIME_LIBS:
         add_binary(ctx, f"usr/lib/x86_64-linux-gnu/{real}", real, interpreter=None)
         ctx.symlink(f"usr/lib/x86_64-linux-gnu/{soname}", real)
-    ctx.file("etc/ld.so.cache", b"glibc-ld.so.cache1.1" + fake.binary(length=fake.random_int(300, 500)))  # ldconfig
+    # ldconfig rewrote the cache
+    ctx.file("etc/ld.so.cache", b"glibc-ld.so.cache1.1" + fake.binary(length=fake.random_int(300, 500)))
     write_dpkg_status(ctx, [*_CA_PACKAGES, *_RUNTIME_PACKAGES])
-    ctx.file("var/lib/apt/extended_states",
-             "".join(f"Package: {p.name}\nArchitecture: amd64\nAuto-Installed: 0\n\n" for p in _RUNTIME_PACKAGES))
+    marks = [f"Package: {p.name}\nArchitecture: amd64\nAuto-Installed: 0\n\n" for p in _RUNTIME_PACKAGES]
+    ctx.file("var/lib/apt/extended_states", "".join(marks))
 
 
 # -- layer 3: pip -------------------------------------------------------------------------------------
@@ -367,6 +399,23 @@ def where() -> str:
     return str(files("pip._vendor.certifi").joinpath("cacert.pem"))
 '''
 
+_VENDOR_INIT = '''\
+"""
+pip._vendor is for vendoring dependencies of pip to prevent needing pip to
+depend on something external.
+"""
+'''
+
+_CERTIFI_INIT = '''\
+from .core import contents, where
+
+__all__ = ["contents", "where"]
+__version__ = "2023.07.22"
+'''
+
+_WHEEL = "Wheel-Version: 1.0\nGenerator: bdist_wheel (0.41.0)\nRoot-Is-Purelib: true\nTag: py3-none-any\n\n"
+_ENTRY_POINTS = "[console_scripts]\npip = pip._internal.cli.main:main\npip3 = pip._internal.cli.main:main\n"
+
 _CONSOLE_SCRIPT = """\
 #!/usr/local/bin/python3.12
 # -*- coding: utf-8 -*-
@@ -407,8 +456,8 @@ def _pip(ctx: LayerContext) -> None:
         "pip/__main__.py": _PIP_MAIN,
         "pip/py.typed": "",
         "pip/_internal/__init__.py": "",
-        "pip/_vendor/__init__.py": '"""\npip._vendor is for vendoring dependencies of pip to prevent needing pip to\ndepend on something external.\n"""\n',
-        "pip/_vendor/certifi/__init__.py": 'from .core import contents, where\n\n__all__ = ["contents", "where"]\n__version__ = "2023.07.22"\n',
+        "pip/_vendor/__init__.py": _VENDOR_INIT,
+        "pip/_vendor/certifi/__init__.py": _CERTIFI_INIT,
         "pip/_vendor/certifi/core.py": _CERTIFI_CORE,
         # the vendored CA bundle: seeded certificates
         "pip/_vendor/certifi/cacert.pem": "".join(pem_block(ctx.fake) for _ in range(3)),
@@ -416,8 +465,8 @@ def _pip(ctx: LayerContext) -> None:
         f"{dist}/LICENSE.txt": "Copyright (c) 2008-present The pip developers (see AUTHORS.txt file)\n",
         f"{dist}/METADATA": _METADATA,
         f"{dist}/REQUESTED": "",
-        f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: bdist_wheel (0.41.0)\nRoot-Is-Purelib: true\nTag: py3-none-any\n\n",
-        f"{dist}/entry_points.txt": "[console_scripts]\npip = pip._internal.cli.main:main\npip3 = pip._internal.cli.main:main\n",
+        f"{dist}/WHEEL": _WHEEL,
+        f"{dist}/entry_points.txt": _ENTRY_POINTS,
         f"{dist}/top_level.txt": "pip\n",
     }
     record = ""
@@ -434,44 +483,117 @@ PYTHON_CA_LAYER = LayerRecipe("python-3.12-slim-ca-certificates", _ca_certificat
 PYTHON_BUILD_LAYER = LayerRecipe("python-3.12-slim-build", _cpython)
 PYTHON_PIP_LAYER = LayerRecipe("python-3.12-slim-pip", _pip)
 
-_APT_RUN = (
-    "set -eux; \tapt-get update; \tapt-get install -y --no-install-recommends \t\tca-certificates \t\tnetbase"
-    " \t\ttzdata \t; \trm -rf /var/lib/apt/lists/*"
-)
+_APT_RUN = r"""\
+set -eux; \
+	apt-get update; \
+	apt-get install -y --no-install-recommends \
+		ca-certificates \
+		netbase \
+		tzdata \
+	; \
+	rm -rf /var/lib/apt/lists/*
+"""
 
-_BUILD_RUN = (
-    "set -eux; \t\tsavedAptMark=\"$(apt-mark showmanual)\"; \tapt-get update; \tapt-get install -y --no-install-recommends"
-    " \t\tdpkg-dev \t\tgcc \t\tgnupg \t\tlibbz2-dev \t\tlibc6-dev \t\tlibexpat1-dev \t\tlibffi-dev \t\tlibncursesw5-dev"
-    " \t\tlibreadline-dev \t\tlibsqlite3-dev \t\tlibssl-dev \t\tmake \t\txz-utils \t\tzlib1g-dev \t\twget \t;"
-    " \t\twget -O python.tar.xz \"https://www.python.org/ftp/python/${PYTHON_VERSION%%[a-z]*}/Python-$PYTHON_VERSION.tar.xz\";"
-    " \twget -O python.tar.xz.asc \"https://www.python.org/ftp/python/${PYTHON_VERSION%%[a-z]*}/Python-$PYTHON_VERSION.tar.xz.asc\";"
-    " \tGNUPGHOME=\"$(mktemp -d)\"; export GNUPGHOME; \tgpg --batch --keyserver hkps://keys.openpgp.org --recv-keys \"$GPG_KEY\";"
-    " \tgpg --batch --verify python.tar.xz.asc python.tar.xz; \tgpgconf --kill all; \trm -rf \"$GNUPGHOME\" python.tar.xz.asc;"
-    " \tmkdir -p /usr/src/python; \ttar --extract --directory /usr/src/python --strip-components=1 --file python.tar.xz;"
-    " \trm python.tar.xz; \t\tcd /usr/src/python; \tgnuArch=\"$(dpkg-architecture --query DEB_BUILD_GNU_TYPE)\";"
-    " \t./configure \t\t--build=\"$gnuArch\" \t\t--enable-loadable-sqlite-extensions \t\t--enable-optimizations"
-    " \t\t--enable-option-checking=fatal \t\t--enable-shared \t\t--with-lto \t\t--with-system-expat \t\t--without-ensurepip \t;"
-    " \tnproc=\"$(nproc)\"; \tmake -j \"$nproc\"; \tmake install; \t\tcd /; \trm -rf /usr/src/python;"
-    " \t\tfind /usr/local -depth \t\t\\( \t\t\t\\( -type d -a \\( -name test -o -name tests -o -name idle_test \\) \\)"
-    " \t\t\t-o \\( -type f -a \\( -name '*.pyc' -o -name '*.pyo' -o -name 'libpython*.a' \\) \\) \t\t\\) -exec rm -rf '{}' + \t;"
-    " \t\tldconfig; \t\tapt-mark auto '.*' > /dev/null; \tapt-mark manual $savedAptMark;"
-    " \tfind /usr/local -type f -executable -not \\( -name '*tkinter*' \\) -exec ldd '{}' ';'"
-    " \t\t| awk '/=>/ { so = $(NF-1); if (index(so, \"/usr/local/\") == 1) { next }; gsub(\"^/(usr/)?\", \"\", so); print so }'"
-    " \t\t| sort -u \t\t| xargs -r dpkg-query --search \t\t| cut -d: -f1 \t\t| sort -u \t\t| xargs -r apt-mark manual \t;"
-    " \tapt-get purge -y --auto-remove -o APT::AutoRemove::RecommendsImportant=false; \trm -rf /var/lib/apt/lists/*;"
-    " \t\tpython3 --version;"
-    " \t\tfor src in idle3 pydoc3 python3 python3-config; do \t\tdst=\"$(echo \"$src\" | tr -d 3)\";"
-    " \t\t[ -s \"/usr/local/bin/$src\" ]; \t\t[ ! -e \"/usr/local/bin/$dst\" ]; \t\tln -svT \"$src\" \"/usr/local/bin/$dst\"; \tdone"
-)
+_BUILD_RUN = r"""\
+set -eux; \
+	\
+	savedAptMark="$(apt-mark showmanual)"; \
+	apt-get update; \
+	apt-get install -y --no-install-recommends \
+		dpkg-dev gcc gnupg libbz2-dev libc6-dev libexpat1-dev libffi-dev libncursesw5-dev \
+		libreadline-dev libsqlite3-dev libssl-dev make xz-utils zlib1g-dev wget \
+	; \
+	\
+	wget -O python.tar.xz "https://www.python.org/ftp/python/${PYTHON_VERSION%%[a-z]*}/Python-$PYTHON_VERSION.tar.xz"; \
+	wget -O python.tar.xz.asc \
+"https://www.python.org/ftp/python/${PYTHON_VERSION%%[a-z]*}/Python-$PYTHON_VERSION.tar.xz.asc"; \
+	GNUPGHOME="$(mktemp -d)"; export GNUPGHOME; \
+	gpg --batch --keyserver hkps://keys.openpgp.org --recv-keys "$GPG_KEY"; \
+	gpg --batch --verify python.tar.xz.asc python.tar.xz; \
+	gpgconf --kill all; \
+	rm -rf "$GNUPGHOME" python.tar.xz.asc; \
+	mkdir -p /usr/src/python; \
+	tar --extract --directory /usr/src/python --strip-components=1 --file python.tar.xz; \
+	rm python.tar.xz; \
+	\
+	cd /usr/src/python; \
+	gnuArch="$(dpkg-architecture --query DEB_BUILD_GNU_TYPE)"; \
+	./configure \
+		--build="$gnuArch" \
+		--enable-loadable-sqlite-extensions \
+		--enable-optimizations \
+		--enable-option-checking=fatal \
+		--enable-shared \
+		--with-lto \
+		--with-system-expat \
+		--without-ensurepip \
+	; \
+	nproc="$(nproc)"; \
+	make -j "$nproc"; \
+	make install; \
+	\
+	cd /; \
+	rm -rf /usr/src/python; \
+	\
+	find /usr/local -depth \
+		\( \
+			\( -type d -a \( -name test -o -name tests -o -name idle_test \) \) \
+			-o \( -type f -a \( -name '*.pyc' -o -name '*.pyo' -o -name 'libpython*.a' \) \) \
+		\) -exec rm -rf '{}' + \
+	; \
+	\
+	ldconfig; \
+	\
+	apt-mark auto '.*' > /dev/null; \
+	apt-mark manual $savedAptMark; \
+	find /usr/local -type f -executable -not \( -name '*tkinter*' \) -exec ldd '{}' ';' \
+		| awk '/=>/ { so = $(NF-1); if (index(so, "/usr/local/") == 1) { next }; gsub("^/(usr/)?", "", so); print so }' \
+		| sort -u \
+		| xargs -r dpkg-query --search \
+		| cut -d: -f1 \
+		| sort -u \
+		| xargs -r apt-mark manual \
+	; \
+	apt-get purge -y --auto-remove -o APT::AutoRemove::RecommendsImportant=false; \
+	rm -rf /var/lib/apt/lists/*; \
+	\
+	python3 --version; \
+	\
+	for src in idle3 pydoc3 python3 python3-config; do \
+		dst="$(echo "$src" | tr -d 3)"; \
+		[ -s "/usr/local/bin/$src" ]; \
+		[ ! -e "/usr/local/bin/$dst" ]; \
+		ln -svT "$src" "/usr/local/bin/$dst"; \
+	done
+"""
 
-_PIP_RUN = (
-    "set -eux; \t\tsavedAptMark=\"$(apt-mark showmanual)\"; \tapt-get update; \tapt-get install -y --no-install-recommends wget;"
-    " \t\twget -O get-pip.py \"$PYTHON_GET_PIP_URL\"; \techo \"$PYTHON_GET_PIP_SHA256 *get-pip.py\" | sha256sum -c -;"
-    " \t\tapt-mark auto '.*' > /dev/null; \t[ -z \"$savedAptMark\" ] || apt-mark manual $savedAptMark > /dev/null;"
-    " \tapt-get purge -y --auto-remove -o APT::AutoRemove::RecommendsImportant=false; \trm -rf /var/lib/apt/lists/*;"
-    " \t\texport PYTHONDONTWRITEBYTECODE=1; \t\tpython get-pip.py \t\t--disable-pip-version-check \t\t--no-cache-dir"
-    " \t\t--no-compile \t\t\"pip==$PYTHON_PIP_VERSION\" \t; \trm -f get-pip.py; \t\tpip --version"
-)
+_PIP_RUN = r"""\
+set -eux; \
+	\
+	savedAptMark="$(apt-mark showmanual)"; \
+	apt-get update; \
+	apt-get install -y --no-install-recommends wget; \
+	\
+	wget -O get-pip.py "$PYTHON_GET_PIP_URL"; \
+	echo "$PYTHON_GET_PIP_SHA256 *get-pip.py" | sha256sum -c -; \
+	\
+	apt-mark auto '.*' > /dev/null; \
+	[ -z "$savedAptMark" ] || apt-mark manual $savedAptMark > /dev/null; \
+	apt-get purge -y --auto-remove -o APT::AutoRemove::RecommendsImportant=false; \
+	rm -rf /var/lib/apt/lists/*; \
+	\
+	export PYTHONDONTWRITEBYTECODE=1; \
+	\
+	python get-pip.py \
+		--disable-pip-version-check \
+		--no-cache-dir \
+		--no-compile \
+		"pip==$PYTHON_PIP_VERSION" \
+	; \
+	rm -f get-pip.py; \
+	\
+	pip --version
+"""
 
 PYTHON_3_12_SLIM = ImageRecipe(
     name="python:3.12-slim",

@@ -1,0 +1,117 @@
+"""Benchmarks that print ratios (no timed tests): run with ``tox -e bench`` or ``python benchmarks/run.py``.
+
+1. building the default root vs. ``python3 -m tarfile -e`` extracting the identical tree (aim ≤ 2×)
+2. building the canonical root into pyfakefs (aim ≤ 0.25 s)
+3. ``tox -e lab1`` warm vs. tox running one trivial test (aim ≤ 1.5×)
+4. grading 100 submissions vs. ``tox -e lab1`` per submission (aim ≤ 1 s each, ≥ 5× faster)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+
+def _best(fn, repeat: int = 5) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def bench_build(work: Path) -> None:
+    from fakeroot_builder.build import plan_root
+    from fakeroot_builder.writer import write_plan
+
+    counter = iter(range(1000))
+
+    def build() -> None:
+        write_plan(plan_root(seed=2023), work / f"root{next(counter)}")
+
+    build_time = _best(build)
+    archive = work / "same-tree.tar"
+    with tarfile.open(archive, "w") as tar:
+        tar.add(work / "root0", arcname="root")
+
+    def extract() -> None:
+        target = work / f"x{next(counter)}"
+        subprocess.run([sys.executable, "-m", "tarfile", "-e", str(archive), str(target)], check=True)
+
+    floor = _best(extract)
+    print(f"build default root:     {build_time:.3f} s   (plan + write, real directory)")
+    print(f"tarfile -e same tree:   {floor:.3f} s   (python3 -m tarfile -e, the floor)")
+    print(f"ratio build / floor:    {build_time / floor:.2f}x   (aim <= 2x)")
+
+
+def bench_pyfakefs() -> None:
+    from pyfakefs.fake_filesystem_unittest import Patcher
+
+    from fakeroot_builder.build import plan_root
+    from fakeroot_builder.writer import write_plan
+
+    plan_start = time.perf_counter()
+    plan = plan_root(seed=2023)
+    plan_time = time.perf_counter() - plan_start
+
+    def write() -> None:
+        with Patcher() as patcher:
+            patcher.fs.create_dir("/var/lib")
+            write_plan(plan, "/var/lib/docker")
+
+    write_time = _best(write, repeat=3)
+    print(f"pyfakefs: plan {plan_time:.3f} s (once per session) + write {write_time:.3f} s per test   (aim <= 0.25 s)")
+
+
+def bench_tox() -> None:
+    if shutil.which("tox") is None:
+        print("tox loop: skipped (tox not installed)")
+        return
+    env = dict(os.environ)
+    run = lambda *args: subprocess.run(["tox", *args], cwd=REPO, env=env, capture_output=True)  # noqa: E731
+    run("-e", "lab1")  # warm the env and the root cache
+    lab = _best(lambda: run("-e", "lab1"), repeat=3)
+    floor = _best(lambda: run("-e", "lab1", "-x", "testenv:lab1.commands=pytest benchmarks/trivial_test.py -q"), repeat=3)
+    print(f"tox -e lab1 (warm):     {lab:.2f} s")
+    print(f"tox, one trivial test:  {floor:.2f} s")
+    print(f"ratio:                  {lab / floor:.2f}x   (aim <= 1.5x)")
+
+
+def bench_grading(n: int) -> None:
+    try:
+        from dockerlab.grading import bench
+    except ImportError:
+        print("grading: skipped (dockerlab.grading not available)")
+        return
+    bench.main(["--n", str(n)])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--only", choices=["build", "pyfakefs", "tox", "grading"], default=None)
+    parser.add_argument("--n", type=int, default=100, help="submissions for the grading benchmark")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.only in (None, "build"):
+            bench_build(Path(tmp))
+        if args.only in (None, "pyfakefs"):
+            bench_pyfakefs()
+        if args.only in (None, "tox"):
+            bench_tox()
+        if args.only in (None, "grading"):
+            bench_grading(args.n)
+
+
+if __name__ == "__main__":
+    main()

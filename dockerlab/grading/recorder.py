@@ -1,0 +1,74 @@
+"""The pytest plugin of the trusted grading run: per-test outcomes, written where students cannot.
+
+It runs in the grader's own child process (student code only runs in the sandboxed worker), and
+appends one JSON line per graded test to a file in the grader's directory, so a submission that
+is killed half-way still leaves the outcomes of the tests before. It also gives each test a time
+budget: calls into the worker after it fail at once with "timed out".
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from . import worker
+
+__all__ = ["Recorder"]
+
+
+def _task_key(item: pytest.Item) -> str | None:
+    marker = item.get_closest_marker("task")
+    return f"{marker.args[0]}.task{marker.args[1]}" if marker else None
+
+
+class Recorder:
+    """Record ``{"test", "task", "outcome", "message"}`` lines (and the collected tests first)."""
+
+    def __init__(self, path: Path, test_timeout: float) -> None:
+        self.path = path
+        self.test_timeout = test_timeout
+        self._fh = open(path, "a", encoding="utf-8")
+
+    def _write(self, record: dict[str, Any]) -> None:
+        self._fh.write(json.dumps(record) + "\n")
+        self._fh.flush()
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        counts: dict[str, int] = {}
+        for item in session.items:
+            key = _task_key(item)
+            if key:
+                counts[key] = counts.get(key, 0) + 1
+        self._write({"collected": counts})
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item):  # type: ignore[no-untyped-def]
+        worker.set_deadline(time.monotonic() + self.test_timeout)
+        try:
+            yield
+        finally:
+            worker.set_deadline(None)
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+        outcome = yield
+        report = outcome.get_result()
+        key = _task_key(item)
+        if key is None or not (report.when == "call" or (report.when == "setup" and report.outcome != "passed")):
+            return
+        message = ""
+        if report.outcome != "passed" and call.excinfo is not None:
+            if call.excinfo.errisinstance(pytest.fail.Exception):
+                message = str(call.excinfo.value.msg or "")
+            elif report.when == "setup":
+                message = f"the grader could not prepare this test ({call.excinfo.typename}); tell your instructor"
+            else:
+                message = f"the grader's own check failed ({call.excinfo.typename}); tell your instructor"
+        self._write({"test": item.nodeid, "task": key, "outcome": report.outcome, "message": message})
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        self._fh.close()

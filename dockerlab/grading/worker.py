@@ -1,0 +1,290 @@
+"""The trusted side of the sandbox: ``--impl sandbox:<dir>`` calls student functions over a pipe.
+
+:class:`RemoteImplementation` looks like :class:`dockerlab.impl.Implementation` to the tests,
+but each attribute is a stub that sends ``{"id", "lab", "func", "args"}`` as one JSON line to a
+worker process (``sandbox_main.py``, sandboxed by :mod:`.sandbox`) and reads back
+``{"ok": value}`` or ``{"error": [type name, message]}``. Only JSON crosses the boundary, so a
+student cannot hand the tests an object with a forged ``__eq__``, and the truth the tests compare
+with never enters the student's process.
+
+A call that does not answer in time kills the worker ("timed out"); a worker that died
+(``sys.exit``, ``os._exit``, a crash) fails the call with a clear message. Either way a fresh
+worker serves the next call. A Docker root passed as an argument is bound read-only into the
+worker; a root the running worker cannot see yet makes it restart with that root added.
+
+Configuration (environment of the trusted process; the worker's environment is empty):
+``DOCKERLAB_CALL_TIMEOUT`` (s, default 10), ``DOCKERLAB_SANDBOX_MEM`` (bytes, default 1 GiB),
+``DOCKERLAB_SANDBOX_CPU`` (s of CPU per worker, default 120), ``DOCKERLAB_SANDBOX_SCRATCH``
+(where sandbox dirs go, default a temporary dir), ``DOCKERLAB_SANDBOX`` (see :func:`.sandbox.mode`).
+"""
+
+from __future__ import annotations
+
+import atexit
+import builtins
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from dockerlab.impl import MissingFunction
+from dockerlab.labinfo import lab as lab_info
+
+from . import sandbox
+
+__all__ = ["ProcessDied", "RemoteImplementation", "TimedOut", "set_deadline"]
+
+_MAX_ANSWER = 32 * 1024 * 1024
+_deadline: float | None = None
+_live: list["RemoteImplementation"] = []
+
+
+class TimedOut(Exception):
+    """The student's function did not answer in time; its worker was killed."""
+
+
+class ProcessDied(Exception):
+    """The worker process ended while running the student's function."""
+
+
+def set_deadline(when: float | None) -> None:
+    """Calls after ``when`` (``time.monotonic()``) fail at once: the per-test time budget."""
+    global _deadline
+    _deadline = when
+
+
+def _error(name: str, message: str) -> Exception:
+    """Rebuild the student's exception on the trusted side, by name, with only its message."""
+    from fakeroot_builder import errors
+
+    cls: type | None = None
+    if name in errors.__all__:
+        cls = getattr(errors, name)
+    elif isinstance(getattr(builtins, name, None), type) and issubclass(getattr(builtins, name), Exception):
+        cls = getattr(builtins, name)
+    if cls is None:  # SystemExit, KeyboardInterrupt…: reported, never re-raised as such
+        cls = type(name if re.fullmatch(r"[A-Za-z_]\w{0,60}", name) else "Error", (Exception,), {})
+    exc = cls.__new__(cls)
+    exc.args = (message,)
+    if isinstance(exc, errors.RootError):
+        exc.path, exc.problem = "", message
+    return exc
+
+
+def _is_root(arg: Any) -> bool:
+    return isinstance(arg, str) and arg.startswith("/") and os.path.isdir(os.path.join(arg, "image"))
+
+
+def _roots_in(args: Any) -> set[str]:
+    """Docker roots (directories holding ``image/``) named by the arguments, nested included."""
+    if isinstance(args, (list, tuple)):
+        return set().union(*(_roots_in(a) for a in args)) if args else set()
+    if isinstance(args, dict):
+        return _roots_in(list(args.values()))
+    return {os.path.normpath(args)} if _is_root(args) else set()
+
+
+def _cached_roots() -> set[str]:
+    """Roots already in the builder's cache (each ``<name>/root``, never its ``truth.json``)."""
+    from fakeroot_builder.cache import cache_dir
+
+    home = cache_dir() / "roots"
+    return {str(p / "root") for p in home.glob("*") if (p / "root" / "image").is_dir()} if home.is_dir() else set()
+
+
+def _open_for_nobody(paths: set[str]) -> None:
+    """Fallback mode: let ``nobody`` reach the roots, and hide every ``truth.json`` from it."""
+    for path in paths:
+        truth = Path(path).resolve().parent / "truth.json"
+        if truth.exists():
+            os.chmod(truth, 0o600)
+        sandbox.reachable(Path(path))
+
+
+class _Worker:
+    """One running worker process and its two pipes."""
+
+    def __init__(self, box: sandbox.SandboxDir, module: str, lab: str, roots: set[str], timeout: float) -> None:
+        self.roots = set(roots)
+        req_r, self._req_w = os.pipe()
+        self._resp_r, resp_w = os.pipe()
+        if sandbox.mode() == "nobody":
+            _open_for_nobody(self.roots)
+        argv = sandbox.command(
+            box, module, lab, sorted(self.roots), (req_r, resp_w),
+            mem=int(os.environ.get("DOCKERLAB_SANDBOX_MEM", 1 << 30)),
+            cpu=int(os.environ.get("DOCKERLAB_SANDBOX_CPU", 120)),
+        )
+        logs = box.base / "logs"
+        logs.mkdir(exist_ok=True)
+        with open(logs / f"{lab}.log", "ab") as log:
+            self.proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env={}, cwd=box.home,
+                pass_fds=(req_r, resp_w), start_new_session=True,
+            )
+        os.close(req_r)
+        os.close(resp_w)
+        self._buffer = b""
+        self._next = 0
+        self.ready = self._read(time.monotonic() + timeout)
+
+    def _read(self, deadline: float) -> dict | None:
+        """One response line, or None if the worker ended; raises TimedOut after ``deadline``."""
+        while b"\n" not in self._buffer:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self._resp_r], [], [], left)[0]:
+                self.kill()
+                raise TimedOut("no answer")
+            chunk = os.read(self._resp_r, 1 << 16)
+            if not chunk:
+                return None
+            self._buffer += chunk
+            if len(self._buffer) > _MAX_ANSWER:
+                self.kill()
+                raise ProcessDied(f"the answer is larger than {_MAX_ANSWER // (1 << 20)} MiB")
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        try:
+            data = json.loads(line)
+        except ValueError:
+            self.kill()
+            raise ProcessDied("the worker wrote something that is not an answer") from None
+        return data if isinstance(data, dict) else {}
+
+    def call(self, lab: str, func: str, args: list[Any], deadline: float) -> dict | None:
+        self._next += 1
+        line = json.dumps({"id": self._next, "lab": lab, "func": func, "args": args}) + "\n"
+        try:
+            os.write(self._req_w, line.encode())  # small; the pipe buffer holds it
+        except (BrokenPipeError, OSError):
+            return None
+        while True:
+            answer = self._read(deadline)
+            if answer is None or answer.get("id") == self._next:
+                return answer
+
+    def exit_status(self) -> int | None:
+        try:
+            return self.proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return None
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                self.proc.kill()
+            self.proc.wait()
+        for fd in (self._req_w, self._resp_r):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._req_w = self._resp_r = -1
+
+
+class RemoteImplementation:
+    """The functions of ``lab_id`` from the submission folder ``path``, run in a sandboxed worker."""
+
+    def __init__(self, lab_id: str, path: str | os.PathLike[str]) -> None:
+        self.lab_id = lab_id
+        self.source = f"{Path(path) / 'labs' / lab_info(lab_id).module} (sandboxed)"
+        self.module = lab_info(lab_id).module
+        self.error: str | None = None  # set when the module cannot be imported
+        self.timeout = float(os.environ.get("DOCKERLAB_CALL_TIMEOUT", 10))
+        scratch = os.environ.get("DOCKERLAB_SANDBOX_SCRATCH")
+        if scratch:
+            Path(scratch).mkdir(parents=True, exist_ok=True)
+        base = Path(tempfile.mkdtemp(prefix=f"sandbox-{lab_id}-", dir=scratch))
+        self._owns = scratch is None
+        self.box = sandbox.prepare(base, Path(path))
+        self._worker: _Worker | None = None
+        _live.append(self)
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        if name.startswith("_"):
+            raise AttributeError(name)
+
+        def remote(*args: Any) -> Any:
+            return self._call(name, args)
+
+        remote.__name__ = remote.__qualname__ = name
+        return remote
+
+    def _start(self, roots: set[str]) -> _Worker:
+        if self._worker is not None:
+            self._worker.kill()
+            self._worker = None
+        try:
+            worker = _Worker(self.box, self.module, self.lab_id, roots | _cached_roots(), self.timeout)
+        except TimedOut:
+            self.error = f"importing it took longer than {self.timeout:g} s"
+            raise MissingFunction(f"{self.source} could not be imported: {self.error}") from None
+        if worker.ready is None or not worker.ready.get("ready"):
+            status = worker.exit_status()
+            if worker.ready is None:
+                self.error = f"the process ended (exit status {status}) while importing it"
+            else:
+                kind, message = (list(worker.ready.get("error") or []) + ["Error", ""])[:2]
+                self.error = f"{kind}: {message}"
+            worker.kill()
+            raise MissingFunction(f"{self.source} could not be imported: {self.error}")
+        self._worker = worker
+        return worker
+
+    def _call(self, func: str, args: tuple[Any, ...]) -> Any:
+        if self.error is not None:
+            raise MissingFunction(f"{self.source} could not be imported: {self.error}")
+        plain = json.loads(json.dumps(list(args), default=os.fspath))
+        timeout = self.timeout
+        if _deadline is not None:
+            timeout = min(timeout, _deadline - time.monotonic())
+            if timeout <= 0:
+                raise TimedOut(f"{func}() was not run: this test is out of time")
+        deadline = time.monotonic() + timeout
+        roots = _roots_in(plain)
+        worker = self._worker
+        if worker is None or not roots <= worker.roots or worker.proc.poll() is not None:
+            worker = self._start(roots | (worker.roots if worker else set()))
+        try:
+            answer = worker.call(self.lab_id, func, plain, deadline)
+        except TimedOut:
+            self._worker = None
+            raise TimedOut(f"{func}() timed out: no answer within {timeout:.3g} s (an endless loop?)") from None
+        except ProcessDied as exc:
+            self._worker = None
+            raise ProcessDied(f"{func}() broke the worker: {exc}") from None
+        if answer is None:
+            status = worker.exit_status()
+            worker.kill()
+            self._worker = None
+            why = "killed by a signal (out of memory or CPU time?)" if status is not None and status < 0 else f"exit status {status}"
+            raise ProcessDied(f"the process running {func}() ended ({why}): does your code call sys.exit() or os._exit()?")
+        if "ok" in answer:
+            return answer["ok"]
+        kind, message = (list(answer.get("error") or []) + ["Error", ""])[:2]
+        if kind == "MissingFunction":
+            raise MissingFunction(f"{self.source} {message}")
+        raise _error(str(kind), str(message))
+
+    def close(self) -> None:
+        """Stop the worker (and remove the sandbox dir if this object made it)."""
+        if self._worker is not None:
+            self._worker.kill()
+            self._worker = None
+        if self._owns:
+            shutil.rmtree(self.box.base, ignore_errors=True)
+
+
+@atexit.register
+def _close_all() -> None:
+    for impl in _live:
+        impl.close()
