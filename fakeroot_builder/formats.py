@@ -12,6 +12,8 @@ import os
 import re
 import stat
 
+from .errors import MissingEntryError
+
 __all__ = [
     "CACHE_ID_RE",
     "DIGEST_RE",
@@ -24,6 +26,7 @@ __all__ = [
     "WHITEOUT_XATTRS",
     "is_opaque",
     "is_whiteout",
+    "read_text",
 ]
 
 #: ``sha256:`` followed by 64 lowercase hex: diff ids, chain ids, image ids, digests.
@@ -77,3 +80,15 @@ def is_whiteout(path: str | os.PathLike[str]) -> bool:
 def is_opaque(path: str | os.PathLike[str]) -> bool:
     """True when the directory ``path`` hides everything below it (overlay's opaque xattr)."""
     return os.path.isdir(path) and _has_xattr(path, OPAQUE_XATTRS, b"y")
+
+
+def read_text(path: str | os.PathLike[str]) -> str:
+    """The content of a small file a daemon writes (``cache-id``, ``link``…): no trailing newline.
+
+    A missing file raises :class:`~fakeroot_builder.errors.MissingEntryError` naming the path.
+    """
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    except FileNotFoundError:
+        raise MissingEntryError(path, "file is missing") from None

@@ -127,7 +127,7 @@ def _run_child(job: _Job, shared: Path) -> None:  # pragma: no cover - runs in t
         args = [str(repo / "tests" / f"test_{lab}.py") for lab in job.labs]
         args += ["--impl", f"sandbox:{job.folder / 'submission'}", "-q", "-p", "no:cacheprovider",
                  "-c", str(repo / "pyproject.toml"), "--rootdir", str(repo),
-                 "--basetemp", str(job.folder / "ptmp")]
+                 "--basetemp", str(job.folder / "ptmp"), "-W", "ignore::pytest.PytestAssertRewriteWarning"]
         pytest.main(args, plugins=[Recorder(job.results, job.timeouts.test)])
     except BaseException:  # noqa: BLE001 - whatever happened, the scores come from the results file
         import traceback

@@ -50,8 +50,11 @@ class StudentResult:
 
 
 def sanitize(message: str) -> str:
-    """A failure message fit for the student: no expected value, no full ids, no hidden seed."""
-    lines = [line for line in message.splitlines() if not line.strip().startswith("expected:")]
+    """A failure message fit for the student: no expected value, no full ids, no hidden seed.
+
+    The hint line is dropped too: the feedback shows each task's hint once.
+    """
+    lines = [line for line in message.splitlines() if not line.strip().startswith(("expected:", "hint:"))]
     text = "\n".join(lines)
     text = re.sub(r"\b([a-f0-9]{12})[a-f0-9]{52}\b", r"\1…", text)
     text = re.sub(r"seed=\d+", "seed=hidden", text)

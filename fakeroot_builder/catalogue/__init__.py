@@ -50,11 +50,19 @@ IMAGES: tuple[ImageRecipe, ...] = (
 )
 
 # Names of the images with a shape tests and labs look for.
-DEBIAN_IMAGE = DEBIAN_BOOKWORM_SLIM.name  #: one layer, no parent
-NGINX_IMAGE = NGINX_LATEST.name  #: 7 layers, a whiteout and an opaque dir, an extra tag
-REDIS_IMAGE = REDIS_7.name  #: shares its base layer with nginx and python
+#: One layer, no parent.
+DEBIAN_IMAGE = DEBIAN_BOOKWORM_SLIM.name
+#: Seven layers (one whiteout, one opaque directory) and an extra tag.
+NGINX_IMAGE = NGINX_LATEST.name
+#: Shares its base layer with nginx:latest and python:3.12-slim.
+REDIS_IMAGE = REDIS_7.name
+#: Shares its base layer with nginx:latest and redis:7.
 PYTHON_IMAGE = PYTHON_3_12_SLIM.name
-ALPINE_IMAGE = ALPINE_3_19.name  #: one layer of symlinks to busybox
-NGINX_ALPINE_IMAGE = NGINX_ALPINE.name  #: same COPY layers as nginx:latest on another parent
-BUSYBOX_IMAGE = BUSYBOX_LATEST.name  #: hard links
-DEEP_IMAGE = "deep:latest"  #: 41 layers, built locally (not pulled); the name of DEEP_LATEST
+#: One layer, its tools symlinks to /bin/busybox.
+ALPINE_IMAGE = ALPINE_3_19.name
+#: The same five COPY layers as nginx:latest, on another parent: one layer id, two db ids each.
+NGINX_ALPINE_IMAGE = NGINX_ALPINE.name
+#: One layer, its tools hard links to /bin/busybox.
+BUSYBOX_IMAGE = BUSYBOX_LATEST.name
+#: 41 layers built locally on busybox (not pulled), one whiteout far above its file.
+DEEP_IMAGE = "deep:latest"

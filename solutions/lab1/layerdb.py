@@ -25,6 +25,7 @@ from fakeroot_builder.errors import (
     ParentCycleError,
     UnknownReferenceError,
 )
+from fakeroot_builder.formats import read_text as _read_text
 
 __all__ = [
     "chain_ids",
@@ -50,15 +51,6 @@ _HEX64 = re.compile(r"^[a-f0-9]{64}$")
 def _store(root: str) -> str:
     """``<root>/image/overlay2``: the image store of the overlay2 driver."""
     return os.path.join(root, "image", "overlay2")
-
-
-def _read_text(path: str) -> str:
-    """The content of a small file such as ``cache-id`` (Docker writes them without newline)."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return fh.read()
-    except FileNotFoundError:
-        raise MissingEntryError(path, "file is missing") from None
 
 
 def _read_json(path: str) -> object:

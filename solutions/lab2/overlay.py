@@ -22,6 +22,7 @@ from fakeroot_builder.errors import (
     UnknownReferenceError,
 )
 from fakeroot_builder.formats import is_opaque, is_whiteout
+from fakeroot_builder.formats import read_text as _read_text
 
 __all__ = [
     "check_lowers",
@@ -38,15 +39,6 @@ _MAX_LOWERS = 128
 
 
 # -- given: small readers ------------------------------------------------------------------------
-
-
-def _read_text(path: str) -> str:
-    """The content of a small file such as ``link`` (Docker writes them without newline)."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return fh.read()
-    except FileNotFoundError:
-        raise MissingEntryError(path, "file is missing") from None
 
 
 def _layer_dir(root: str, cache_id: str) -> str:

@@ -31,8 +31,9 @@ import realdocker
 from compare import layer_dirs, store
 from dockerlab.export import export_image, pull_log
 from fakeroot_builder.build import plan_root
-from fakeroot_builder.cache import BuiltRoot, cached_root
+from fakeroot_builder.cache import BuiltRoot
 from fakeroot_builder.plan import CANONICAL_SEED, Plan
+from fakeroot_builder.writer import write_plan
 
 SEED = CANONICAL_SEED
 #: Images pushed to the registry and pulled, in this order (the builder's pull order too).
@@ -85,27 +86,35 @@ def registry(docker_ok: None) -> Iterator[realdocker.Registry]:
 # -- the builder's side ----------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def built() -> BuiltRoot:
-    """The builder's full root (every image, containers) for :data:`SEED`."""
-    return cached_root(seed=SEED)
+def _write(plan: Plan, target: Path) -> BuiltRoot:
+    """Write ``plan`` (the same in-memory plan the tests read layer bytes from) to ``target``."""
+    notes = write_plan(plan, target)
+    return BuiltRoot(target, plan.truth(notes))
 
 
 @pytest.fixture(scope="session")
 def built_plan() -> Plan:
-    """The plan of :func:`built`: layer tars and tar-splits in memory."""
+    """The builder's plan of the full root (every image, containers) for :data:`SEED`."""
     return plan_root(seed=SEED)
 
 
 @pytest.fixture(scope="session")
-def built_pulled() -> BuiltRoot:
-    """A root holding only :data:`PULLED`, as if pulled on a fresh host (no containers)."""
-    return cached_root(seed=SEED, images=list(PULLED), containers=False)
+def built(built_plan: Plan, tmp_path_factory: pytest.TempPathFactory) -> BuiltRoot:
+    """:func:`built_plan` on disk. Built here, not taken from the cache, so that root and plan
+    come from the same builder code even while someone edits the builder."""
+    return _write(built_plan, tmp_path_factory.mktemp("built") / "root")
 
 
 @pytest.fixture(scope="session")
 def pulled_plan() -> Plan:
+    """A root holding only :data:`PULLED`, as if pulled on a fresh host (no containers)."""
     return plan_root(seed=SEED, images=list(PULLED), containers=False)
+
+
+@pytest.fixture(scope="session")
+def built_pulled(pulled_plan: Plan, tmp_path_factory: pytest.TempPathFactory) -> BuiltRoot:
+    """:func:`pulled_plan` on disk."""
+    return _write(pulled_plan, tmp_path_factory.mktemp("built-pulled") / "root")
 
 
 # -- phase 1: pulls --------------------------------------------------------------------------------
