@@ -16,6 +16,7 @@ from pathlib import Path
 from fakeroot_builder.errors import DockerLabError
 
 from . import labinfo
+from .impl import MissingFunction
 
 __all__ = ["main"]
 
@@ -130,6 +131,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (DockerLabError, KeyError, FileNotFoundError, NotADirectoryError, PermissionError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"dockerlab {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except (NotImplementedError, MissingFunction) as exc:  # --impl labs before the tasks are done
+        print(f"dockerlab {args.command}: your lab code is not finished: {exc}", file=sys.stderr)
         return 2
 
 

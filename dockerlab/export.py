@@ -95,6 +95,8 @@ _V1_FIELDS = (
     "Size",
 )
 _EPOCH = "1970-01-01T00:00:00Z"
+#: dockerd's default ``max-concurrent-downloads``: later layers of a pull print ``Waiting``.
+_MAX_CONCURRENT_DOWNLOADS = 3
 
 
 class LayerMismatchError(RootError):
@@ -512,9 +514,10 @@ def pull_log(root: str | os.PathLike[str], ref: str, progress: bool = False, imp
     Without ``progress``: the header, one ``<12 hex>: Pull complete`` per layer (12 hex of the
     compressed blob digest), ``Digest:``, ``Status:`` and the full reference. With ``progress``,
     the full sequence: every ``Pulling fs layer`` first, then ``Verifying Checksum`` and
-    ``Download complete`` layer by layer, then every ``Pull complete``. (A real pull prints the
-    middle lines in download-completion order and may print ``Waiting`` for layers beyond its
-    third concurrent download; the other lines are stable.)
+    ``Download complete`` layer by layer, then every ``Pull complete``. As a real pull, layers
+    beyond the daemon's third concurrent download print ``Waiting`` after the ``Pulling fs
+    layer`` lines. (A real pull prints the Verifying/Download lines in download-completion order,
+    and sometimes leaves a ``Verifying Checksum`` out; the other lines are stable.)
 
     Blob digests come from ``distribution/v2metadata-by-diffid`` entries of the image's
     repository, the manifest digest from its ``repo@sha256:…`` reference. Raises
@@ -533,6 +536,7 @@ def pull_log(root: str | os.PathLike[str], ref: str, progress: bool = False, imp
     lines = [f"{tag_or_digest}: Pulling from {_path_in_registry(repo)}"]
     if progress:
         lines += [f"{s}: Pulling fs layer" for s in shorts]
+        lines += [f"{s}: Waiting" for s in shorts[_MAX_CONCURRENT_DOWNLOADS:]]
         for s in shorts:
             lines += [f"{s}: Verifying Checksum", f"{s}: Download complete"]
     lines += [f"{s}: Pull complete" for s in shorts]

@@ -96,7 +96,7 @@ def _remove(path: Path) -> None:
         func(p)
     for top, dirs, _ in os.walk(path):
         for d in dirs:
-            path = os.path.join(top, d)
-            if not os.path.islink(path):  # never follow a link out of the tree
-                os.chmod(path, 0o700)
+            child = os.path.join(top, d)
+            if not os.path.islink(child):  # never follow a link out of the tree
+                os.chmod(child, 0o700)
     shutil.rmtree(path, onerror=fix)

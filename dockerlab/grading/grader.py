@@ -117,6 +117,7 @@ def _run_child(job: _Job, shared: Path) -> None:  # pragma: no cover - runs in t
             "DOCKERLAB_CACHE": str(cache),
             "DOCKERLAB_SANDBOX_SCRATCH": str(job.folder / "sandbox"),
             "DOCKERLAB_CALL_TIMEOUT": str(job.timeouts.test),
+            "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",  # only the course's conftest and our recorder
         })
         import pytest
 
@@ -127,7 +128,8 @@ def _run_child(job: _Job, shared: Path) -> None:  # pragma: no cover - runs in t
         args = [str(repo / "tests" / f"test_{lab}.py") for lab in job.labs]
         args += ["--impl", f"sandbox:{job.folder / 'submission'}", "-q", "-p", "no:cacheprovider",
                  "-c", str(repo / "pyproject.toml"), "--rootdir", str(repo),
-                 "--basetemp", str(job.folder / "ptmp"), "-W", "ignore::pytest.PytestAssertRewriteWarning"]
+                 "--basetemp", str(job.folder / "ptmp"), "-W", "ignore::pytest.PytestAssertRewriteWarning",
+                 "--assert=plain"]  # no rewriting: faster, and failed asserts show no truth
         pytest.main(args, plugins=[Recorder(job.results, job.timeouts.test)])
     except BaseException:  # noqa: BLE001 - whatever happened, the scores come from the results file
         import traceback

@@ -3,13 +3,12 @@
 It runs in the grader's own child process (student code only runs in the sandboxed worker), and
 appends one JSON line per graded test to a file in the grader's directory, so a submission that
 is killed half-way still leaves the outcomes of the tests before. It also gives each test a time
-budget: calls into the worker after it fail at once with "timed out".
+budget for student code (see :func:`.worker.set_budget`).
 """
 
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -47,11 +46,11 @@ class Recorder:
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_call(self, item: pytest.Item):  # type: ignore[no-untyped-def]
-        worker.set_deadline(time.monotonic() + self.test_timeout)
+        worker.set_budget(self.test_timeout)
         try:
             yield
         finally:
-            worker.set_deadline(None)
+            worker.set_budget(None)
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]

@@ -39,10 +39,10 @@ from dockerlab.labinfo import lab as lab_info
 
 from . import sandbox
 
-__all__ = ["ProcessDied", "RemoteImplementation", "TimedOut", "set_deadline"]
+__all__ = ["ProcessDied", "RemoteImplementation", "TimedOut", "set_budget"]
 
 _MAX_ANSWER = 32 * 1024 * 1024
-_deadline: float | None = None
+_budget: float | None = None  # seconds of student time left in the running test
 _live: list["RemoteImplementation"] = []
 
 
@@ -54,10 +54,19 @@ class ProcessDied(Exception):
     """The worker process ended while running the student's function."""
 
 
-def set_deadline(when: float | None) -> None:
-    """Calls after ``when`` (``time.monotonic()``) fail at once: the per-test time budget."""
-    global _deadline
-    _deadline = when
+def set_budget(seconds: float | None) -> None:
+    """The per-test time budget: the time the student's code may take in all calls of one test.
+
+    The grader's own work (building roots) does not count. Once spent, calls fail at once.
+    """
+    global _budget
+    _budget = seconds
+
+
+def _spend(seconds: float) -> None:
+    global _budget
+    if _budget is not None:
+        _budget -= seconds
 
 
 def _error(name: str, message: str) -> Exception:
@@ -244,12 +253,16 @@ class RemoteImplementation:
         if self.error is not None:
             raise MissingFunction(f"{self.source} could not be imported: {self.error}")
         plain = json.loads(json.dumps(list(args), default=os.fspath))
-        timeout = self.timeout
-        if _deadline is not None:
-            timeout = min(timeout, _deadline - time.monotonic())
-            if timeout <= 0:
-                raise TimedOut(f"{func}() was not run: this test is out of time")
-        deadline = time.monotonic() + timeout
+        timeout = self.timeout if _budget is None else min(self.timeout, _budget)
+        if timeout <= 0:
+            raise TimedOut(f"{func}() was not run: your code used up this test's time")
+        started = time.monotonic()
+        try:
+            return self._run(func, plain, started + timeout, timeout)
+        finally:
+            _spend(time.monotonic() - started)
+
+    def _run(self, func: str, plain: list[Any], deadline: float, timeout: float) -> Any:
         roots = _roots_in(plain)
         worker = self._worker
         if worker is None or not roots <= worker.roots or worker.proc.poll() is not None:

@@ -25,6 +25,7 @@ __all__ = [
     "DebPackage",
     "SystemAccount",
     "write_accounts",
+    "write_dpkg_list",
     "write_dpkg_status",
 ]
 
@@ -147,7 +148,8 @@ class DebPackage:
             lines.append(f"Depends: {self.depends}")
         if self.conffiles:
             lines.append("Conffiles:")
-            lines += [f" {path} {hashlib.md5(text.encode()).hexdigest()}" for path, text in self.conffiles]
+            for path, text in self.conffiles:
+                lines.append(f" {path} {hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()}")
         lines.append(f"Description: {self.description}")
         return "\n".join(lines) + "\n"
 

@@ -266,6 +266,8 @@ __all__ = [
 ''',
 }
 
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
 _EXTENSIONS = ("_json", "_ssl", "_sqlite3", "_ctypes", "math", "zlib")
 
 
@@ -329,7 +331,7 @@ def _cpython(ctx: LayerContext) -> None:
         ctx.symlink(f"usr/local/{path}", target)
     add_binary(ctx, "usr/local/bin/python3.12", f"Python {PYTHON_VERSION}", "libpython3.12.so.1.0")
     built = fake.build_date(2023, 2023)  # sys.version's build date; month names spelled here, not by the locale
-    month = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()[built.month - 1]
+    month = _MONTHS[built.month - 1]
     build = f"{PYTHON_VERSION} (main, {month} {built.day:2d} {built.year}, {built:%H:%M:%S}) [GCC 12.2.0]"
     libpython = "usr/local/lib/libpython3.12.so.1.0"
     add_binary(ctx, libpython, build, size=fake.random_int(2500, 4000), interpreter=None)

@@ -11,7 +11,7 @@ import hashlib
 import os
 import re
 import stat
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ __all__ = [
     "layerdb_files",
     "map_text",
     "stable_pull_lines",
+    "store",
     "tree_differences",
 ]
 
@@ -57,7 +58,12 @@ def _xattrs(path: Path) -> dict[str, bytes]:
         names = os.listxattr(path, follow_symlinks=False)
     except OSError:
         return {}
-    return {n: os.getxattr(path, n, follow_symlinks=False) for n in sorted(names) if _OVERLAY_XATTR.match(n)}
+    out: dict[str, bytes] = {}
+    for name in sorted(n for n in names if _OVERLAY_XATTR.match(n)):
+        value = os.getxattr(path, name, follow_symlinks=False)
+        # file handles and uuids the kernel makes up: only their presence can match
+        out[name] = b"<kernel value>" if name.endswith((".origin", ".uuid")) else value
+    return out
 
 
 def _describe(path: Path, st: os.stat_result, with_mtime: bool) -> dict[str, Any]:
@@ -84,11 +90,12 @@ def _describe(path: Path, st: os.stat_result, with_mtime: bool) -> dict[str, Any
 
 
 def describe_tree(top: Path, *, with_mtime: bool = True) -> dict[str, dict[str, Any]]:
-    """Every path under ``top`` (not ``top`` itself) → type, mode, owner, content, xattrs, mtime.
+    """Every path under ``top`` → type, mode, owner, content, xattrs, mtime (``.``: ``top`` itself,
+    without its mtime, which is the time of the unpack).
 
     Hard links are recorded as the sorted list of the other names of the same inode.
     """
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[str, dict[str, Any]] = {".": _describe(Path(top), os.lstat(top), with_mtime=False)}
     inodes: dict[int, list[str]] = {}
     for dirpath, dirnames, filenames in os.walk(top):
         for name in sorted(dirnames) + sorted(filenames):
@@ -130,8 +137,3 @@ def map_text(text: str, mapping: Mapping[str, str]) -> str:
 def stable_pull_lines(transcript: str) -> list[str]:
     """The lines of a ``docker pull`` transcript whose order does not depend on download timing."""
     return [line for line in transcript.splitlines() if not _UNSTABLE_PULL.search(line)]
-
-
-def sorted_lines(lines: Iterable[str]) -> list[str]:
-    """Lines sorted, for comparing listings whose order depends on random names."""
-    return sorted(lines)

@@ -10,7 +10,7 @@ import pytest
 
 import realdocker
 from compare import describe_tree, layer_dirs, layerdb_files, tree_differences
-from conftest import CATALOGUE, Loaded
+from phases import CATALOGUE, Loaded
 from fakeroot_builder.cache import BuiltRoot
 from fakeroot_builder.plan import Plan
 

@@ -1,0 +1,88 @@
+"""The instructor's sub-commands: ``grade``, ``release`` and ``gradescope-bundle``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from fakeroot_builder.errors import DockerLabError
+
+__all__ = ["register"]
+
+
+def _secret(args: argparse.Namespace) -> str:
+    secret = args.secret or os.environ.get("DOCKERLAB_SECRET", "")
+    if not secret:
+        raise DockerLabError("no secret: pass --secret or set $DOCKERLAB_SECRET (hidden seeds derive from it)")
+    return secret
+
+
+def _cmd_grade(args: argparse.Namespace) -> int:
+    from .grader import Timeouts, grade_class
+
+    class_dir = Path(args.class_dir).expanduser()
+    if not class_dir.is_dir():
+        raise NotADirectoryError(f"{class_dir}: not a folder of submissions")
+    labs = [x for x in args.labs.split(",") if x] if args.labs else None
+    if labs:
+        from dockerlab.labinfo import lab
+
+        for lab_id in labs:
+            lab(lab_id)  # a clear error for a lab that does not exist
+    results = grade_class(
+        class_dir, Path(args.out).expanduser(), _secret(args), labs, args.jobs,
+        Timeouts(test=args.test_timeout, submission=args.timeout),
+        seeds_per_student=args.seeds, keep=args.keep, progress=not args.no_progress,
+    )
+    total = sum(r.total for r in results)
+    best = sum(r.max for r in results)
+    print(f"graded {len(results)} submissions into {args.out}/grades.csv ({total}/{best} points in all)")
+    return 0
+
+
+def _cmd_release(args: argparse.Namespace) -> int:
+    from .platforms import release
+
+    out = release(Path(args.out).expanduser())
+    print(f"wrote the student repository to {out} (no solutions/, no secret)")
+    return 0
+
+
+def _cmd_bundle(args: argparse.Namespace) -> int:
+    from .platforms import gradescope_bundle
+
+    secret = args.secret or os.environ.get("DOCKERLAB_SECRET") if args.bake_secret else None
+    if args.bake_secret and not secret:
+        raise DockerLabError("--bake-secret needs --secret or $DOCKERLAB_SECRET")
+    out = gradescope_bundle(Path(args.out).expanduser(), secret)
+    where = "baked into the zip (keep it private)" if secret else "expected in Gradescope's $DOCKERLAB_SECRET"
+    print(f"wrote {out}; the secret is {where}", file=sys.stdout)
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add ``grade``, ``release`` and ``gradescope-bundle`` to the ``dockerlab`` command."""
+    p = subparsers.add_parser("grade", help="grade a class of submissions on hidden trees")
+    p.add_argument("class_dir", metavar="CLASS", help="one folder (or .zip) per student, named by the student id")
+    p.add_argument("--out", required=True, help="where grades.csv and <student>/ feedback go")
+    p.add_argument("--secret", default=None, help="instructor secret for the hidden seeds (default: $DOCKERLAB_SECRET)")
+    p.add_argument("--labs", default=None, help="comma-separated labs to grade (default: all)")
+    p.add_argument("--jobs", type=int, default=None, help="submissions graded at once (default: CPU count)")
+    p.add_argument("--test-timeout", type=float, default=10.0, help="seconds per test (default: 10)")
+    p.add_argument("--timeout", type=float, default=180.0, help="wall seconds per submission (default: 180)")
+    p.add_argument("--seeds", type=int, default=1, help="hidden trees per student, besides the canonical one (default: 1)")
+    p.add_argument("--keep", action="store_true", help="keep the scratch directories (debugging)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_grade)
+
+    p = subparsers.add_parser("release", help="write the student repository (no solutions, no secret)")
+    p.add_argument("--out", required=True, help="an empty or new folder")
+    p.set_defaults(func=_cmd_release)
+
+    p = subparsers.add_parser("gradescope-bundle", help="write Gradescope's autograder zip")
+    p.add_argument("--out", required=True, help="the zip to write")
+    p.add_argument("--bake-secret", action="store_true", help="put the secret in the zip (else set it in Gradescope)")
+    p.add_argument("--secret", default=None, help="the secret to bake in (default: $DOCKERLAB_SECRET)")
+    p.set_defaults(func=_cmd_bundle)
