@@ -102,6 +102,8 @@ class ContainerPlan:
     rw: Layer
     changes: Changes
     work_leftovers: tuple[str, str | None]  # names in work/work of the init and RW layers
+    init: Layer  # the -init layer: what `docker create` adds on top of this image
+    kernel_xattrs: dict[str, Any]  # what overlayfs wrote while the layers were mounted
 
     @property
     def init_id(self) -> str:
@@ -371,7 +373,16 @@ class _Planner:
         mtime, _ = self._moment("container", str(index))
         rw = Layer(tuple(recipe.rw_entries(self.seed, f"{index}:{recipe.image}", mtime)))
         image.layers[-1].has_child = True
-        below = _apply(self.paths[image.layers[-1].db_id], _INIT_ENTRIES)
+        image_paths = self.paths[image.layers[-1].db_id]
+        init = init_layer(image_paths)
+        below = _apply(image_paths, init.entries)
+        # Mounting leaves kernel xattrs: a uuid on each diff/, an origin on copied-up dirs.
+        kernel = {
+            "init_uuid": self.host.random.getrandbits(128).to_bytes(16, "big"),
+            "rw_uuid": self.host.random.getrandbits(128).to_bytes(16, "big"),
+            "copied_up": tuple(e.path for e in init.entries if e.kind == "dir" and "/" + e.path in image_paths),
+            "handle": b"\x00\xfb\x1d\x00\x01" + self.host.random.getrandbits(192).to_bytes(24, "big"),
+        }
         changes = _changes(rw.entries, below)
         return ContainerPlan(
             recipe=recipe,
@@ -386,6 +397,8 @@ class _Planner:
             rw=rw,
             changes=changes,
             work_leftovers=(leftovers[0], leftovers[1] if recipe.state == "exited" else None),
+            init=init,
+            kernel_xattrs=kernel,
         )
 
     def plan(self, names: Sequence[str], with_containers: bool) -> Plan:
@@ -415,18 +428,25 @@ _CREATED_STATE: dict[str, Any] = {
     "Health": None,
 }
 
-#: What ``docker create`` puts in every container's ``-init`` layer.
-_INIT_ENTRIES: tuple[Entry, ...] = tuple(
-    [Entry(".dockerenv", "file", 0o755)]
-    + [Entry(d, "dir", 0o755) for d in ("dev", "dev/pts", "dev/shm", "etc", "proc", "sys")]
-    + [Entry(f, "file", 0o755) for f in ("dev/console", "etc/hostname", "etc/hosts", "etc/resolv.conf")]
-    + [Entry("etc/mtab", "symlink", 0o777, target="/proc/mounts")]
+#: What ``docker create`` puts in a container's ``-init`` layer (moby's initlayer): the files are
+#: always (re)created; the directories only when the image does not have them already.
+_INIT_FILES: tuple[Entry, ...] = (
+    Entry(".dockerenv", "file", 0o755),
+    Entry("dev", "dir", 0o755),
+    Entry("dev/console", "file", 0o755),
+    Entry("etc", "dir", 0o755),
+    Entry("etc/hostname", "file", 0o755),
+    Entry("etc/hosts", "file", 0o755),
+    Entry("etc/resolv.conf", "file", 0o755),
+    Entry("etc/mtab", "symlink", 0o777, target="/proc/mounts"),
 )
+_INIT_DIRS = ("dev/pts", "dev/shm", "proc", "sys")
 
 
-def init_layer() -> Layer:
-    """The ``-init`` layer of a container (same for every container)."""
-    return Layer(_INIT_ENTRIES)
+def init_layer(image_paths: set[str] | frozenset[str] = frozenset()) -> Layer:
+    """The ``-init`` layer of a container on an image whose visible paths are ``image_paths``."""
+    dirs = [Entry(d, "dir", 0o755) for d in _INIT_DIRS if "/" + d not in image_paths]
+    return Layer(_INIT_FILES + tuple(dirs))
 
 
 def _normalize(name: str) -> str:

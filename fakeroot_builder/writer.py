@@ -16,7 +16,7 @@ from pathlib import Path
 from . import documents
 from .formats import OPAQUE_XATTRS, WHITEOUT_XATTRS
 from .layer import Layer, gzip_bytes, sha256_digest
-from .plan import ContainerPlan, ImagePlan, LayerPlan, Plan, init_layer
+from .plan import ContainerPlan, ImagePlan, LayerPlan, Plan
 
 __all__ = ["write_plan"]
 
@@ -81,6 +81,20 @@ class _Writer:
                 self._note(f"{what} written as {name} ({names[0]} needs root)")
             return
         self._note(f"{what} not marked at all: this file system refuses {' and '.join(names)}")
+
+    def setxattr(self, path: str, name: str, value: bytes) -> None:
+        """``trusted.<name>`` as the kernel writes it, else ``user.<name>`` (noted), else a note."""
+        for full in (f"trusted.{name}", f"user.{name}"):
+            try:
+                os.setxattr(path, full, value, follow_symlinks=False)
+            except OSError as exc:
+                if exc.errno not in _REFUSED:
+                    raise
+                continue
+            if full.startswith("user."):
+                self._note(f"overlay xattrs written as user.* (trusted.* needs root)")
+            return
+        self._note("overlay xattrs not written: this file system refuses them")
 
     # a layer's files ----------------------------------------------------------------------------
     def unpack(self, diff: str, layer: Layer) -> None:
@@ -164,10 +178,16 @@ def _write_container(w: _Writer, root: str, layerdb: str, overlay: str, cp: Cont
     top = cp.image.layers[-1]
     init_lower = (top.link, *top.lower())
     init_dir = _layer_dir(w, overlay, cp.init_id, cp.init_link, init_lower)
-    w.unpack(f"{init_dir}/diff", init_layer())
+    w.unpack(f"{init_dir}/diff", cp.init)
     w.write(f"{init_dir}/committed", b"", 0o600)
     rw_dir = _layer_dir(w, overlay, cp.mount_id, cp.link, (cp.init_link, *init_lower))
     w.unpack(f"{rw_dir}/diff", cp.rw)
+    kernel = cp.kernel_xattrs
+    w.setxattr(f"{init_dir}/diff", "overlay.impure", b"y")
+    w.setxattr(f"{init_dir}/diff", "overlay.uuid", kernel["init_uuid"])
+    w.setxattr(f"{rw_dir}/diff", "overlay.uuid", kernel["rw_uuid"])
+    for path in kernel["copied_up"]:
+        w.setxattr(f"{init_dir}/diff/{path}", "overlay.origin", kernel["handle"])
     # A layer that was mounted keeps work/work (mode 0000), with overlayfs's leftover whiteout.
     for layer_dir, leftover in zip((init_dir, rw_dir), cp.work_leftovers):
         w.mkdir(f"{layer_dir}/work/work", 0o000)

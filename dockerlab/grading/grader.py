@@ -117,6 +117,7 @@ def _run_child(job: _Job, shared: Path) -> None:  # pragma: no cover - runs in t
             "DOCKERLAB_CACHE": str(cache),
             "DOCKERLAB_SANDBOX_SCRATCH": str(job.folder / "sandbox"),
             "DOCKERLAB_CALL_TIMEOUT": str(job.timeouts.test),
+            "DOCKERLAB_GRADE_SCRATCH": str(job.folder.parent.parent),
             "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",  # only the course's conftest and our recorder
         })
         import pytest

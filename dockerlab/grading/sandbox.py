@@ -90,7 +90,7 @@ def prepare(base: Path, submission: Path) -> SandboxDir:
 def reachable(path: Path) -> None:
     """Fallback mode: let ``nobody`` traverse to ``path`` (only through our own temporary dirs)."""
     bases = [Path(tempfile.gettempdir()).resolve()]
-    for var in ("DOCKERLAB_SANDBOX_SCRATCH", "DOCKERLAB_CACHE"):
+    for var in ("DOCKERLAB_SANDBOX_SCRATCH", "DOCKERLAB_CACHE", "DOCKERLAB_GRADE_SCRATCH"):
         if os.environ.get(var):
             bases.append(Path(os.environ[var]).resolve())
     real = Path(path).resolve()

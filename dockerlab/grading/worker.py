@@ -108,13 +108,26 @@ def _cached_roots() -> set[str]:
     return {str(p / "root") for p in home.glob("*") if (p / "root" / "image").is_dir()} if home.is_dir() else set()
 
 
+_opened: set[str] = set()
+
+
 def _open_for_nobody(paths: set[str]) -> None:
-    """Fallback mode: let ``nobody`` reach the roots, and hide every ``truth.json`` from it."""
-    for path in paths:
-        truth = Path(path).resolve().parent / "truth.json"
+    """Fallback mode: let ``nobody`` read the roots (``o+rX``; the builder writes them 0700/0600
+    like a daemon does), and keep every ``truth.json`` next to them unreadable (0600)."""
+    for path in paths - _opened:
+        real = Path(path).resolve()
+        truth = real.parent / "truth.json"
         if truth.exists():
             os.chmod(truth, 0o600)
-        sandbox.reachable(Path(path))
+        sandbox.reachable(real)
+        for top, dirs, files in os.walk(real):
+            for name in dirs + files:
+                full = os.path.join(top, name)
+                if not os.path.islink(full):
+                    mode = os.lstat(full).st_mode
+                    os.chmod(full, mode | (0o005 if name in dirs else 0o004))
+            os.chmod(top, os.lstat(top).st_mode | 0o005)
+        _opened.add(path)
 
 
 class _Worker:

@@ -10,13 +10,12 @@ import hashlib
 import json
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import realdocker
-from compare import layer_dirs, store
+from compare import layer_dirs, layerdb_files, store
 from dockerlab.export import export_image, pull_log
 from fakeroot_builder.plan import CANONICAL_SEED, Plan
 
@@ -29,21 +28,13 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _catalogue_names() -> list[str]:
-    """Every catalogue image; waits while a colleague is still writing the catalogue."""
-    for _ in range(10):
-        try:
-            from fakeroot_builder.catalogue import IMAGES
-
-            return [recipe.name for recipe in IMAGES]
-        except ImportError:
-            time.sleep(60)
+    """Every image of the builder's catalogue, in catalogue order."""
     from fakeroot_builder.catalogue import IMAGES
 
     return [recipe.name for recipe in IMAGES]
 
 
 CATALOGUE = _catalogue_names()
-
 
 
 @dataclass
@@ -68,6 +59,7 @@ class PullSnapshot:
 
 
 def store_files(root: Path) -> dict[str, bytes]:
+    """repositories.json, distribution/… and imagedb/metadata/… by path under image/overlay2."""
     base = store(root)
     files = {"repositories.json": (base / "repositories.json").read_bytes()}
     for path in sorted((base / "distribution").rglob("*")):
@@ -90,6 +82,7 @@ def dockerlab_inspect_json(root: Path, ref: str) -> dict[str, Any]:
 
 
 def push_and_pull(daemon: realdocker.Daemon, registry: realdocker.Registry, plan: Plan, snap: PullSnapshot) -> None:
+    """Push the plan's exact blobs, configs and manifests, then pull (and tag) in plan order."""
     for ip in plan.images:
         repo, tag = ip.recipe.name.split(":")
         assert ip.manifest_bytes is not None
@@ -104,14 +97,12 @@ def push_and_pull(daemon: realdocker.Daemon, registry: realdocker.Registry, plan
 
 
 def capture(daemon: realdocker.Daemon, snap: PullSnapshot, out: Path) -> None:
+    """Record the daemon's root after the pulls, and run our reader and exporter on it."""
     root = daemon.data_root
     snap.tree = realdocker.tree_listing(root)
     snap.layers = layer_dirs(root)
     snap.files = store_files(root)
-    snap.layerdb = {db: {} for db in snap.layers}
-    for db in snap.layers:
-        entry = store(root) / "layerdb" / "sha256" / db[7:]
-        snap.layerdb[db] = {p.name: p.read_bytes() for p in entry.iterdir()}
+    snap.layerdb = {db: layerdb_files(root, db) for db in snap.layers}
     for name in PULLED:
         ref = snap.real_ref(name)
         snap.inspect[name] = json.loads(str(daemon.docker("image", "inspect", ref).stdout))[0]

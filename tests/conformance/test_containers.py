@@ -61,8 +61,8 @@ def _config(root: Path, container_id: str, name: str) -> list[tuple[str, Any]]:
     return _flat(doc)
 
 
-def test_two_containers_created(created: list[Created]) -> None:
-    assert len(created) >= 1
+def test_created_containers_exist(created: list[Created]) -> None:
+    assert created, "the catalogue has no created container to compare"
 
 
 def test_container_dir(daemon: realdocker.Daemon, created: list[Created], built: BuiltRoot) -> None:
@@ -123,7 +123,8 @@ def test_layer_dirs_of_the_container(daemon: realdocker.Daemon, created: list[Cr
         ours = _listing(built.path, pair.ours_id, _ours(built, pair).name, {})
         problems += [f"{_ours(built, pair).image}: real only: {line}" for line in sorted(set(real) - set(ours))]
         problems += [f"{_ours(built, pair).image}: ours only: {line}" for line in sorted(set(ours) - set(real))]
-    assert not problems, "\n".join(problems)
+    # Fails today: the builder's init layer always has proc/ and sys/ (diff D1 in the report).
+    assert not problems, "builder differs from the daemon:\n" + "\n".join(problems)
 
 
 @pytest.mark.parametrize("suffix", ["-init", ""], ids=["init-layer", "rw-layer"])
@@ -135,7 +136,8 @@ def test_container_layer_files(suffix: str, daemon: realdocker.Daemon, created: 
         real = describe_tree(real_root / "overlay2" / (_mount_id(real_root, pair.real_id) + suffix) / "diff", with_mtime=False)
         ours = describe_tree(built.path / "overlay2" / (_mount_id(built.path, pair.ours_id) + suffix) / "diff", with_mtime=False)
         problems += [f"{_ours(built, pair).image}: {d}" for d in tree_differences(ours, real)]
-    assert not problems, "\n".join(problems)
+    # Fails today: D1 (proc/, sys/), D2 (origin xattr on copied-up dirs), D3 (uuid/impure on diff/).
+    assert not problems, "builder differs from the daemon:\n" + "\n".join(problems)
 
 
 def test_image_top_layer_committed(daemon: realdocker.Daemon, created: list[Created], built: BuiltRoot) -> None:
