@@ -97,6 +97,23 @@ class _Job:
         return self.folder / "grader" / "results.jsonl"
 
 
+def _prebuild(job: _Job) -> None:
+    """Build the student's roots the tests will ask for, before any worker starts.
+
+    Only an optimisation: a worker sees the roots that exist when it starts, and restarts for a
+    root it cannot see; building them first saves those restarts. The calls mirror the tests'.
+    """
+    from fakeroot_builder.cache import cached_root
+
+    seed = job.seeds[-1]
+    cached_root(seed=seed)
+    if "lab1" in job.labs:
+        cached_root(seed=seed, host_seed=seed + 1)
+        cached_root(seed=seed + 1, images=["nginx:latest"], containers=False)
+    if "lab2" in job.labs:
+        cached_root(seed=seed, images=["nginx:latest", "nginx:alpine"], containers=False)
+
+
 def _run_child(job: _Job, shared: Path) -> None:  # pragma: no cover - runs in the forked child
     """The body of a child: the graded tests against the sandboxed submission. Never returns."""
     try:
@@ -118,8 +135,11 @@ def _run_child(job: _Job, shared: Path) -> None:  # pragma: no cover - runs in t
             "DOCKERLAB_SANDBOX_SCRATCH": str(job.folder / "sandbox"),
             "DOCKERLAB_CALL_TIMEOUT": str(job.timeouts.test),
             "DOCKERLAB_GRADE_SCRATCH": str(job.folder.parent.parent),
+            "DOCKERLAB_SANDBOX_EXPOSE": str(job.folder / "ptmp"),
             "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",  # only the course's conftest and our recorder
         })
+        (job.folder / "ptmp").mkdir()
+        _prebuild(job)
         import pytest
 
         from .recorder import Recorder
@@ -129,7 +149,7 @@ def _run_child(job: _Job, shared: Path) -> None:  # pragma: no cover - runs in t
         args = [str(repo / "tests" / f"test_{lab}.py") for lab in job.labs]
         args += ["--impl", f"sandbox:{job.folder / 'submission'}", "-q", "-p", "no:cacheprovider",
                  "-c", str(repo / "pyproject.toml"), "--rootdir", str(repo),
-                 "--basetemp", str(job.folder / "ptmp"), "-W", "ignore::pytest.PytestAssertRewriteWarning",
+                 "--basetemp", str(job.folder / "ptmp" / "base"), "-W", "ignore::pytest.PytestAssertRewriteWarning",
                  "--assert=plain"]  # no rewriting: faster, and failed asserts show no truth
         pytest.main(args, plugins=[Recorder(job.results, job.timeouts.test)])
     except BaseException:  # noqa: BLE001 - whatever happened, the scores come from the results file

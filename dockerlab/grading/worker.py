@@ -15,7 +15,8 @@ worker; a root the running worker cannot see yet makes it restart with that root
 Configuration (environment of the trusted process; the worker's environment is empty):
 ``DOCKERLAB_CALL_TIMEOUT`` (s, default 10), ``DOCKERLAB_SANDBOX_MEM`` (bytes, default 1 GiB),
 ``DOCKERLAB_SANDBOX_CPU`` (s of CPU per worker, default 120), ``DOCKERLAB_SANDBOX_SCRATCH``
-(where sandbox dirs go, default a temporary dir), ``DOCKERLAB_SANDBOX`` (see :func:`.sandbox.mode`).
+(where sandbox dirs go, default a temporary dir), ``DOCKERLAB_SANDBOX_EXPOSE`` (folders of roots
+bound into every worker, e.g. pytest's temp dir), ``DOCKERLAB_SANDBOX`` (see :func:`.sandbox.mode`).
 """
 
 from __future__ import annotations
@@ -100,6 +101,15 @@ def _roots_in(args: Any) -> set[str]:
     return {os.path.normpath(args)} if _is_root(args) else set()
 
 
+def _exposed() -> list[str]:
+    """``$DOCKERLAB_SANDBOX_EXPOSE``: folders bound read-only into every worker (pytest's temp dir)."""
+    return [p for p in os.environ.get("DOCKERLAB_SANDBOX_EXPOSE", "").split(os.pathsep) if p and os.path.isdir(p)]
+
+
+def _under(path: str, folder: str) -> bool:
+    return os.path.normpath(path).startswith(os.path.normpath(folder) + os.sep)
+
+
 def _cached_roots() -> set[str]:
     """Roots already in the builder's cache (each ``<name>/root``, never its ``truth.json``)."""
     from fakeroot_builder.cache import cache_dir
@@ -140,7 +150,7 @@ class _Worker:
         if sandbox.mode() == "nobody":
             _open_for_nobody(self.roots)
         argv = sandbox.command(
-            box, module, lab, sorted(self.roots), (req_r, resp_w),
+            box, module, lab, sorted(self.roots | set(_exposed())), (req_r, resp_w),
             mem=int(os.environ.get("DOCKERLAB_SANDBOX_MEM", 1 << 30)),
             cpu=int(os.environ.get("DOCKERLAB_SANDBOX_CPU", 120)),
         )
@@ -277,6 +287,9 @@ class RemoteImplementation:
 
     def _run(self, func: str, plain: list[Any], deadline: float, timeout: float) -> Any:
         roots = _roots_in(plain)
+        if sandbox.mode() == "nobody":
+            _open_for_nobody(roots)
+        roots = {r for r in roots if not any(_under(r, d) for d in _exposed())}
         worker = self._worker
         if worker is None or not roots <= worker.roots or worker.proc.poll() is not None:
             worker = self._start(roots | (worker.roots if worker else set()))
