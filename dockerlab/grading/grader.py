@@ -79,9 +79,14 @@ def _shared_roots(base: Path) -> None:
     from fakeroot_builder.cache import cached_root
     from fakeroot_builder.plan import CANONICAL_SEED
 
-    cached_root(seed=CANONICAL_SEED, base=base)
-    cached_root(seed=CANONICAL_SEED, host_seed=CANONICAL_SEED + 1, base=base)
-    cached_root(seed=CANONICAL_SEED + 1, images=["nginx:latest"], containers=False, base=base)
+    from .worker import prepare_roots
+
+    roots = [
+        cached_root(seed=CANONICAL_SEED, base=base),
+        cached_root(seed=CANONICAL_SEED, host_seed=CANONICAL_SEED + 1, base=base),
+        cached_root(seed=CANONICAL_SEED + 1, images=["nginx:latest"], containers=False, base=base),
+    ]
+    prepare_roots({str(r.path) for r in roots})  # once here, inherited by every forked child
 
 
 @dataclass
@@ -134,7 +139,6 @@ def _run_child(job: _Job, shared: Path) -> None:  # pragma: no cover - runs in t
             "DOCKERLAB_CACHE": str(cache),
             "DOCKERLAB_SANDBOX_SCRATCH": str(job.folder / "sandbox"),
             "DOCKERLAB_CALL_TIMEOUT": str(job.timeouts.test),
-            "DOCKERLAB_GRADE_SCRATCH": str(job.folder.parent.parent),
             "DOCKERLAB_SANDBOX_EXPOSE": str(job.folder / "ptmp"),
             "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",  # only the course's conftest and our recorder
         })
@@ -214,6 +218,8 @@ def grade_class(
     scratch.mkdir(parents=True, exist_ok=True)
     os.chmod(scratch, 0o755)
     results: list[report.StudentResult] = []
+    previous = os.environ.get("DOCKERLAB_GRADE_SCRATCH")
+    os.environ["DOCKERLAB_GRADE_SCRATCH"] = str(scratch)  # where the fallback sandbox may chmod
     try:
         _warm_up()
         shared = scratch / "shared-cache"
@@ -227,6 +233,10 @@ def grade_class(
             todo.append(_Job(sub.student, folder, hidden_seeds(secret, sub.student, seeds_per_student), labs, timeouts))
         results = _run_all(todo, shared, jobs, out_dir, keep, _Progress(len(todo), progress))
     finally:
+        if previous is None:
+            os.environ.pop("DOCKERLAB_GRADE_SCRATCH", None)
+        else:
+            os.environ["DOCKERLAB_GRADE_SCRATCH"] = previous
         report.write_csv(results, labs, out_dir / "grades.csv")
         if not keep:
             shutil.rmtree(scratch, ignore_errors=True)

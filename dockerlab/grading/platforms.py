@@ -105,7 +105,8 @@ RUN_AUTOGRADER = """\
 set -uo pipefail
 export DOCKERLAB_SECRET="${DOCKERLAB_SECRET:-$(cat /autograder/source/.dockerlab-secret)}"
 class=$(mktemp -d) out=$(mktemp -d)
-student="${GRADESCOPE_STUDENT:-submission}"
+# The student id (hidden seeds derive from it): the Gradescope user id of the submitter.
+student=$(/autograder/venv/bin/python -c 'import json; print(json.load(open("/autograder/submission_metadata.json"))["users"][0]["id"])' 2>/dev/null || echo submission)
 mkdir -p "$class/$student"
 if [ -d /autograder/submission/labs ]; then cp -r /autograder/submission/labs "$class/$student/labs";
 else mkdir -p "$class/$student/labs"; cp -r /autograder/submission/. "$class/$student/labs/" 2>/dev/null; fi

@@ -116,7 +116,7 @@ def interpreter(unprivileged: bool = False) -> str:
     return str(ours)
 
 
-def _bwrap_prefix(box: SandboxDir, readable: list[str], python: str) -> list[str]:
+def _bwrap_prefix(box: SandboxDir, readable: list[str]) -> list[str]:
     args = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
             "--uid", "65534", "--gid", "65534", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
             "--ro-bind", "/usr", "/usr"]
@@ -176,7 +176,7 @@ def command(box: SandboxDir, module: str, lab: str, readable: list[str], fds: tu
     for path in [str(box.shim), str(box.submission), *readable]:
         tail += ["--allow-read", path]
     if how == "bwrap":
-        return _bwrap_prefix(box, readable, python) + tail
+        return _bwrap_prefix(box, readable) + tail
     if how == "nobody":
         nobody = pwd.getpwnam("nobody")
         tail += ["--drop-to", f"{nobody.pw_uid}:{nobody.pw_gid}"]

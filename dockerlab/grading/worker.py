@@ -29,6 +29,7 @@ import re
 import select
 import shutil
 import signal
+import stat
 import subprocess
 import tempfile
 import time
@@ -40,7 +41,7 @@ from dockerlab.labinfo import lab as lab_info
 
 from . import sandbox
 
-__all__ = ["ProcessDied", "RemoteImplementation", "TimedOut", "set_budget"]
+__all__ = ["ProcessDied", "RemoteImplementation", "TimedOut", "prepare_roots", "set_budget"]
 
 _MAX_ANSWER = 32 * 1024 * 1024
 _budget: float | None = None  # seconds of student time left in the running test
@@ -118,26 +119,61 @@ def _cached_roots() -> set[str]:
     return {str(p / "root") for p in home.glob("*") if (p / "root" / "image").is_dir()} if home.is_dir() else set()
 
 
-_opened: set[str] = set()
+_prepared: set[str] = set()
+_MARKERS = ("overlay.opaque", "overlay.whiteout")
 
 
-def _open_for_nobody(paths: set[str]) -> None:
-    """Fallback mode: let ``nobody`` read the roots (``o+rX``; the builder writes them 0700/0600
-    like a daemon does), and keep every ``truth.json`` next to them unreadable (0600)."""
-    for path in paths - _opened:
-        real = Path(path).resolve()
+def _mirror_markers(top: str, names: list[str]) -> None:
+    """Copy overlayfs's ``trusted.overlay.*`` markers to ``user.overlay.*`` next to them.
+
+    A root daemon (and the builder, as root) writes ``trusted.`` attributes, which only a
+    process with CAP_SYS_ADMIN can read; the sandbox has none. ``formats.is_opaque`` and
+    ``is_whiteout`` accept either form, so the student's code sees the same answers.
+    """
+    for name in names:
+        full = os.path.join(top, name)
+        for marker in _MARKERS:
+            try:
+                value = os.getxattr(full, f"trusted.{marker}", follow_symlinks=False)
+            except OSError:
+                continue
+            try:
+                os.setxattr(full, f"user.{marker}", value, follow_symlinks=False)
+            except OSError:
+                pass
+
+
+def _empty_file(path: str) -> bool:
+    st = os.lstat(path)
+    return stat.S_ISREG(st.st_mode) and st.st_size == 0
+
+
+def prepare_roots(paths: set[str]) -> None:
+    """Prepare roots for workers ahead of time (the grader does it once for the shared roots)."""
+    _prepare(paths)
+
+
+def _prepare(paths: set[str]) -> None:
+    """Make each root readable by the worker: markers it can read, and (fallback mode) the
+    permissions ``nobody`` needs (``o+rX``; the builder writes 0700/0600 like a daemon), with
+    every ``truth.json`` next to a root kept unreadable (0600)."""
+    nobody = sandbox.mode() == "nobody"
+    for real in {Path(p).resolve() for p in paths} - {Path(p) for p in _prepared}:
         truth = real.parent / "truth.json"
-        if truth.exists():
-            os.chmod(truth, 0o600)
-        sandbox.reachable(real)
+        if nobody:
+            if truth.exists():
+                os.chmod(truth, 0o600)
+            sandbox.reachable(real)
         for top, dirs, files in os.walk(real):
+            _mirror_markers(top, dirs + [f for f in files if _empty_file(os.path.join(top, f))])
+            if not nobody:
+                continue
             for name in dirs + files:
                 full = os.path.join(top, name)
                 if not os.path.islink(full):
-                    mode = os.lstat(full).st_mode
-                    os.chmod(full, mode | (0o005 if name in dirs else 0o004))
+                    os.chmod(full, os.lstat(full).st_mode | (0o005 if name in dirs else 0o004))
             os.chmod(top, os.lstat(top).st_mode | 0o005)
-        _opened.add(path)
+        _prepared.add(str(real))
 
 
 class _Worker:
@@ -147,8 +183,7 @@ class _Worker:
         self.roots = set(roots)
         req_r, self._req_w = os.pipe()
         self._resp_r, resp_w = os.pipe()
-        if sandbox.mode() == "nobody":
-            _open_for_nobody(self.roots)
+        _prepare(self.roots)
         argv = sandbox.command(
             box, module, lab, sorted(self.roots | set(_exposed())), (req_r, resp_w),
             mem=int(os.environ.get("DOCKERLAB_SANDBOX_MEM", 1 << 30)),
@@ -287,8 +322,7 @@ class RemoteImplementation:
 
     def _run(self, func: str, plain: list[Any], deadline: float, timeout: float) -> Any:
         roots = _roots_in(plain)
-        if sandbox.mode() == "nobody":
-            _open_for_nobody(roots)
+        _prepare(roots)
         roots = {r for r in roots if not any(_under(r, d) for d in _exposed())}
         worker = self._worker
         if worker is None or not roots <= worker.roots or worker.proc.poll() is not None:

@@ -209,3 +209,14 @@ def test_a_dying_submission_is_told_why(graded):
     assert "sys.exit() or os._exit()" in text or "SystemExit" in text
     text = (graded["out"] / "exit-import" / "feedback.md").read_text()
     assert "could not be imported" in text
+
+
+def test_lab2_grades_perfect_and_blank_in_the_sandbox(tmp_path):
+    """lab2 reads overlay markers (xattrs) and devices: the sandbox must show them as a daemon wrote them."""
+    class_dir = tmp_path / "class"
+    for student, source in (("perfect", "solutions"), ("blank", "labs")):
+        shutil.copytree(REPO / source, class_dir / student / "labs", ignore=shutil.ignore_patterns("__pycache__"))
+    results = grade_class(class_dir, tmp_path / "out", SECRET, ["lab2"], jobs=2, progress=False)
+    totals = {r.student: r.total for r in results}
+    assert totals == {"perfect": lab("lab2").points, "blank": 0}, [
+        (t.task.key, t.messages[:1]) for r in results for t in r.tasks if r.student == "perfect" and not t.passed]
