@@ -15,7 +15,7 @@ from typing import Any
 from . import documents
 from .errors import UnknownImageError
 from .layer import Entry, Layer, sha256_digest
-from .provider import new_faker
+from .provider import new_faker, reseeded_faker
 from .recipe import ContainerRecipe, ImageRecipe, LayerRecipe, derived_seed
 from .truth import Changes, ContainerTruth, ImageTruth, LayerTruth, RootTruth
 
@@ -237,12 +237,12 @@ class _Planner:
         self.paths: dict[str, set[str]] = {"": set()}  # visible paths by db id
         self.pull_order: list[tuple[str, LayerPlan]] = []
         self.clock = datetime(2024, 1, 1, tzinfo=timezone.utc) + timedelta(
-            seconds=int(new_faker(derived_seed(host_seed, "clock")).random.uniform(0, 3e7))
+            seconds=int(reseeded_faker(derived_seed(host_seed, "clock")).random.uniform(0, 3e7))
         )
 
     # time ---------------------------------------------------------------------------------------
     def _moment(self, *names: str) -> tuple[datetime, int]:
-        fake = new_faker(derived_seed(self.seed, "time", *names))
+        fake = reseeded_faker(derived_seed(self.seed, "time", *names))
         return fake.build_date(), fake.random.randrange(1, 10**9)
 
     def _host_moment(self) -> str:

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 from faker import Faker
 from faker.providers import BaseProvider
 
-__all__ = ["DockerProvider", "new_faker"]
+__all__ = ["DockerProvider", "new_faker", "reseeded_faker"]
 
 # moby's namesgenerator: adjective_surname. A sample of both lists is plenty here.
 _ADJECTIVES = (
@@ -83,3 +83,19 @@ def new_faker(seed: int) -> Faker:
     fake.add_provider(DockerProvider)
     fake.seed_instance(seed)
     return fake
+
+
+_SHARED: Faker | None = None
+
+
+def reseeded_faker(seed: int) -> Faker:
+    """A shared Faker reseeded with ``seed``: the same values as ``new_faker(seed)``, much cheaper.
+
+    Creating a Faker registers two dozen providers (milliseconds each time); the builder needs
+    one per layer recipe. Use this only for a Faker that is done with before the next call.
+    """
+    global _SHARED
+    if _SHARED is None:
+        _SHARED = new_faker(0)
+    _SHARED.seed_instance(seed)
+    return _SHARED

@@ -18,7 +18,7 @@ from typing import Any
 from faker import Faker
 
 from .layer import Entry, Kind
-from .provider import new_faker
+from .provider import reseeded_faker
 
 __all__ = [
     "ContainerRecipe",
@@ -99,7 +99,7 @@ class LayerRecipe:
 
     def build(self, seed: int, mtime: datetime) -> list[Entry]:
         """Run the recipe for ``seed``; the same seed and name always give the same entries."""
-        ctx = LayerContext(new_faker(derived_seed(seed, "layer", self.name)), mtime)
+        ctx = LayerContext(reseeded_faker(derived_seed(seed, "layer", self.name)), mtime)
         self.make(ctx)
         return ctx.entries()
 

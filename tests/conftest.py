@@ -95,6 +95,12 @@ def seed_of_run() -> int:
     return graded_seeds()[-1][1]
 
 
+@pytest.fixture(scope="session")
+def small(seed_of_run: int) -> BuiltRoot:
+    """nginx on debian and on alpine, no containers: quick to copy and break."""
+    return cached_root(seed=seed_of_run, images=["nginx:latest", "nginx:alpine"], containers=False)
+
+
 @pytest.fixture
 def broken_copy(tmp_path: Path) -> Callable[[BuiltRoot], BuiltRoot]:
     """Copy a cached root into ``tmp_path`` so a test may damage it."""

@@ -188,8 +188,8 @@ def test_an_intact_stack_matches_its_config(lab1, root, check):
 
 
 @task("lab1", 5)
-def test_a_tampered_parent_no_longer_matches_the_config(lab1, canonical, broken_copy, check):
-    broken = broken_copy(canonical)
+def test_a_tampered_parent_no_longer_matches_the_config(lab1, small, broken_copy, check):
+    broken = broken_copy(small)
     image = broken.truth.image("nginx:latest")
     top, base = image.layers[-1], image.layers[0]
     layerdb = broken.path / "image/overlay2/layerdb/sha256" / top.db_id[7:]
@@ -198,8 +198,8 @@ def test_a_tampered_parent_no_longer_matches_the_config(lab1, canonical, broken_
 
 
 @task("lab1", 5)
-def test_a_parent_cycle_is_reported_not_followed_forever(lab1, canonical, broken_copy, check):
-    broken = broken_copy(canonical)
+def test_a_parent_cycle_is_reported_not_followed_forever(lab1, small, broken_copy, check):
+    broken = broken_copy(small)
     image = broken.truth.image("nginx:latest")
     corrupt.parent_cycle(broken.path, broken.truth, image.layers[0], image.layers[-1])
     check.raises(lab1.image_stack, broken, "nginx", error=ParentCycleError)

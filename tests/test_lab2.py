@@ -23,12 +23,6 @@ def _cache_of_link(truth):
     return out
 
 
-@pytest.fixture(scope="module")
-def small(seed_of_run):
-    """nginx on debian and on alpine, no containers: quick to copy and break."""
-    return cached_root(seed=seed_of_run, images=["nginx:latest", "nginx:alpine"], containers=False)
-
-
 # -- task 1 --------------------------------------------------------------------------------------
 
 
