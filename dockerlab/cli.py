@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from fakeroot_builder import CANONICAL_SEED
 from fakeroot_builder.errors import DockerLabError
 
 from . import labinfo
@@ -88,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("build", help="write a fake Docker data root")
     p.add_argument("--out", required=True, help="directory to create (must be empty or absent)")
-    p.add_argument("--seed", type=int, default=2023, help="layer content and ids (default: 2023, the handouts' tree)")
+    p.add_argument("--seed", type=int, default=CANONICAL_SEED, help=f"layer content and ids (default: {CANONICAL_SEED}, the handouts' tree)")
     p.add_argument("--host-seed", type=int, default=None, help="random ids only: the same pull on another host")
     p.add_argument("--images", default=None, help="comma-separated images (default: the whole catalogue)")
     p.add_argument("--truth", default=None, help="also write the ground truth as JSON to this file")

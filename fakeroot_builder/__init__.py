@@ -28,15 +28,16 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .build import build_root, plan_root
-    from .plan import CANONICAL_SEED
     from .truth import RootTruth
 
 __all__ = ["CANONICAL_SEED", "RootTruth", "build_root", "plan_root"]
 
+#: The seed of the tree the README and the handouts show.
+CANONICAL_SEED = 2023
+
 _LAZY = {
     "build_root": "build",
     "plan_root": "build",
-    "CANONICAL_SEED": "plan",
     "RootTruth": "truth",
 }
 

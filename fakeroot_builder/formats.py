@@ -8,11 +8,12 @@ can offer this module to student code.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import stat
 
-from .errors import MissingEntryError
+from .errors import CorruptJSONError, MissingEntryError
 
 __all__ = [
     "CACHE_ID_RE",
@@ -26,6 +27,7 @@ __all__ = [
     "WHITEOUT_XATTRS",
     "is_opaque",
     "is_whiteout",
+    "read_json",
     "read_text",
 ]
 
@@ -67,13 +69,16 @@ def _has_xattr(path: str | os.PathLike[str], names: tuple[str, ...], value: byte
 def is_whiteout(path: str | os.PathLike[str]) -> bool:
     """True when ``path`` in a layer's ``diff/`` marks a deletion (a 0/0 char device).
 
-    Also accepts the xattr form the builder falls back to when it may not call mknod.
+    Also accepts the forms the builder falls back to when it may not call mknod: an empty file
+    marked with an ``overlay.whiteout`` xattr, or, where there are no xattrs, an empty file with
+    mode 0000.
     """
     st = os.lstat(path)
     if stat.S_ISCHR(st.st_mode):
         return getattr(st, "st_rdev", 0) == 0  # pyfakefs has no st_rdev; its devices are 0/0
     if stat.S_ISREG(st.st_mode) and st.st_size == 0:
-        return _has_xattr(path, WHITEOUT_XATTRS, b"y")
+        # the builder's fallbacks: marked by xattr, or (no xattrs at all) an empty mode-0000 file
+        return _has_xattr(path, WHITEOUT_XATTRS, b"y") or stat.S_IMODE(st.st_mode) == 0
     return False
 
 
@@ -92,3 +97,13 @@ def read_text(path: str | os.PathLike[str]) -> str:
             return fh.read()
     except FileNotFoundError:
         raise MissingEntryError(path, "file is missing") from None
+
+
+def read_json(path: str | os.PathLike[str]) -> object:
+    """A JSON document of the root, or :class:`~fakeroot_builder.errors.CorruptJSONError`
+    naming the path when it is cut short (a full disk, a crash mid-write)."""
+    text = read_text(path)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CorruptJSONError(path, f"not valid JSON ({exc.msg} at byte {exc.pos})") from None

@@ -69,32 +69,27 @@ class _Writer:
         elif uid or gid:
             self._note("ownership other than your own (chown needs root); owners are in the layer tars")
 
-    def _setxattr(self, path: str, names: tuple[str, ...], what: str) -> None:
+    def _set_first_xattr(self, path: str, names: tuple[str, ...], value: bytes, what: str) -> bool:
+        """Set the first of ``names`` the file system accepts; note every fallback."""
+        if not hasattr(os, "setxattr"):
+            self._note(f"{what} not marked: this platform has no extended attributes")
+            return False
         for name in names:
             try:
-                os.setxattr(path, name, b"y", follow_symlinks=False)
+                os.setxattr(path, name, value, follow_symlinks=False)
             except OSError as exc:
                 if exc.errno not in _REFUSED:
                     raise
                 continue
             if name != names[0]:
                 self._note(f"{what} written as {name} ({names[0]} needs root)")
-            return
-        self._note(f"{what} not marked at all: this file system refuses {' and '.join(names)}")
+            return True
+        self._note(f"{what} not marked: this file system refuses {' and '.join(names)}")
+        return False
 
-    def setxattr(self, path: str, name: str, value: bytes) -> None:
-        """``trusted.<name>`` as the kernel writes it, else ``user.<name>`` (noted), else a note."""
-        for full in (f"trusted.{name}", f"user.{name}"):
-            try:
-                os.setxattr(path, full, value, follow_symlinks=False)
-            except OSError as exc:
-                if exc.errno not in _REFUSED:
-                    raise
-                continue
-            if full.startswith("user."):
-                self._note(f"overlay xattrs written as user.* (trusted.* needs root)")
-            return
-        self._note("overlay xattrs not written: this file system refuses them")
+    def kernel_xattr(self, path: str, name: str, value: bytes) -> None:
+        """An xattr overlayfs itself writes on mounted layers (``overlay.uuid``…)."""
+        self._set_first_xattr(path, (f"trusted.{name}", f"user.{name}"), value, "overlayfs's own xattrs")
 
     # a layer's files ----------------------------------------------------------------------------
     def unpack(self, diff: str, layer: Layer) -> None:
@@ -108,7 +103,7 @@ class _Writer:
                 self.dir_modes.append((path, e.mode, e.mtime))
                 continue
             if e.kind == "opaque":
-                self._setxattr(path, OPAQUE_XATTRS, "opaque directories")
+                self._set_first_xattr(path, OPAQUE_XATTRS, b"y", "opaque directories")
                 continue
             if e.kind == "file":
                 self.write(path, e.data, e.mode)
@@ -123,7 +118,8 @@ class _Writer:
             os.utime(path, (e.mtime, e.mtime), follow_symlinks=False)
 
     def whiteout(self, path: str) -> None:
-        """A 0/0 character device at ``path``, or the xattr form where mknod is refused."""
+        """A 0/0 character device at ``path``; where mknod is refused, overlayfs's other form:
+        an empty mode-0000 file with an ``overlay.whiteout`` xattr (just the file, if no xattrs)."""
         try:
             os.mknod(path, stat.S_IFCHR | 0o000, os.makedev(0, 0))
             return
@@ -131,8 +127,8 @@ class _Writer:
             if exc.errno not in _REFUSED:
                 raise
         self.write(path, b"", 0o000)
-        self._setxattr(path, WHITEOUT_XATTRS, "whiteouts (0/0 character devices need root)")
-        self._note("whiteouts written as empty files with an overlay.whiteout xattr (mknod needs root)")
+        self._note("whiteouts written as empty mode-0000 files, not 0/0 devices (mknod needs root)")
+        self._set_first_xattr(path, WHITEOUT_XATTRS, b"y", "whiteouts")
 
     def finish(self) -> None:
         """Apply directory modes and times last, deepest first, so children could be written."""
@@ -183,11 +179,11 @@ def _write_container(w: _Writer, root: str, layerdb: str, overlay: str, cp: Cont
     rw_dir = _layer_dir(w, overlay, cp.mount_id, cp.link, (cp.init_link, *init_lower))
     w.unpack(f"{rw_dir}/diff", cp.rw)
     kernel = cp.kernel_xattrs
-    w.setxattr(f"{init_dir}/diff", "overlay.impure", b"y")
-    w.setxattr(f"{init_dir}/diff", "overlay.uuid", kernel["init_uuid"])
-    w.setxattr(f"{rw_dir}/diff", "overlay.uuid", kernel["rw_uuid"])
+    w.kernel_xattr(f"{init_dir}/diff", "overlay.impure", b"y")
+    w.kernel_xattr(f"{init_dir}/diff", "overlay.uuid", kernel["init_uuid"])
+    w.kernel_xattr(f"{rw_dir}/diff", "overlay.uuid", kernel["rw_uuid"])
     for path in kernel["copied_up"]:
-        w.setxattr(f"{init_dir}/diff/{path}", "overlay.origin", kernel["handle"])
+        w.kernel_xattr(f"{init_dir}/diff/{path}", "overlay.origin", kernel["handle"])
     # A layer that was mounted keeps work/work (mode 0000), with overlayfs's leftover whiteout.
     for layer_dir, leftover in zip((init_dir, rw_dir), cp.work_leftovers):
         w.mkdir(f"{layer_dir}/work/work", 0o000)

@@ -136,6 +136,12 @@ def test_a_container_can_be_named_or_abbreviated(lab2, root, check):
 # -- task 5 --------------------------------------------------------------------------------------
 
 
+def _needs_opaque_marks(root):
+    """Skip where the builder could not mark opaque directories (a platform without xattrs)."""
+    if any(note.startswith("opaque directories not marked") for note in root.truth.notes):
+        pytest.skip("this file system cannot mark opaque directories (no xattrs); run task 5 on Linux")
+
+
 def _changes(changes):
     return {"added": list(changes.added), "changed": list(changes.changed),
             "deleted": list(changes.deleted), "opaque": list(changes.opaque)}
@@ -143,12 +149,14 @@ def _changes(changes):
 
 @task("lab2", 5)
 def test_what_every_layer_of_nginx_changes(lab2, root, check):
+    _needs_opaque_marks(root)
     for layer in root.truth.image("nginx:latest").layers:
         check(lab2.layer_changes, root, layer.cache_id, expect=_changes(layer.changes))
 
 
 @task("lab2", 5)
 def test_deletions_and_opaque_directories_are_found(lab2, root, check):
+    _needs_opaque_marks(root)
     layers = [x for x in root.truth.layers().values() if x.changes.deleted or x.changes.opaque]
     assert any(x.changes.deleted for x in layers) and any(x.changes.opaque for x in layers)
     for layer in layers:

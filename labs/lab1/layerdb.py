@@ -13,17 +13,16 @@ can be run the same way with ``dockerlab inspect --impl labs``.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 
 from fakeroot_builder.errors import (
-    CorruptJSONError,
     MalformedIdError,
     MissingEntryError,
     ParentCycleError,
     UnknownReferenceError,
 )
+from fakeroot_builder.formats import read_json as _read_json
 from fakeroot_builder.formats import read_text as _read_text
 
 __all__ = [
@@ -50,15 +49,6 @@ _HEX64 = re.compile(r"^[a-f0-9]{64}$")
 def _store(root: str) -> str:
     """``<root>/image/overlay2``: the image store of the overlay2 driver."""
     return os.path.join(root, "image", "overlay2")
-
-
-def _read_json(path: str) -> object:
-    """A JSON document of the root, or a clear error when it is cut short."""
-    text = _read_text(path)
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CorruptJSONError(path, f"not valid JSON ({exc.msg} at byte {exc.pos})") from None
 
 
 def _digest(value: str, path: str) -> str:

@@ -18,10 +18,12 @@ from fakeroot_builder.errors import (
     DanglingLinkError,
     MalformedIdError,
     MissingEntryError,
+    ParentCycleError,
     TooManyLowersError,
     UnknownReferenceError,
 )
 from fakeroot_builder.formats import is_opaque, is_whiteout
+from fakeroot_builder.formats import read_json as _read_json
 from fakeroot_builder.formats import read_text as _read_text
 
 __all__ = [
@@ -113,7 +115,7 @@ def _parent_cache_chain(root: str, db_id: str) -> list[str]:
     while os.path.exists(os.path.join(entry, "parent")):
         parent = _read_text(os.path.join(entry, "parent"))
         if parent in seen:
-            raise MalformedIdError(os.path.join(entry, "parent"), "parent chain loops")
+            raise ParentCycleError(os.path.join(entry, "parent"), f"parent chain loops back to {parent}")
         seen.add(parent)
         entry = os.path.join(_layerdb(root), parent.removeprefix("sha256:"))
         chain.append(_read_text(os.path.join(entry, "cache-id")))
@@ -135,7 +137,7 @@ def check_lowers(root: str) -> list[str]:
             cache_id = _read_text(os.path.join(_layerdb(root), name, "cache-id"))
             if lower_chain(root, cache_id) != _parent_cache_chain(root, db_id):
                 bad.append(db_id)
-        except (MissingEntryError, MalformedIdError, DanglingLinkError, TooManyLowersError):
+        except (MissingEntryError, MalformedIdError, DanglingLinkError, TooManyLowersError, ParentCycleError):
             bad.append(db_id)
     return bad
 
@@ -154,7 +156,7 @@ def _container_id(root: str, container: str) -> str:
         return matches[0]
     for cid in ids:
         config = os.path.join(base, cid, "config.v2.json")
-        if os.path.exists(config) and f'"Name":"/{container}"' in _read_text(config):
+        if os.path.exists(config) and _read_json(config).get("Name") == "/" + container:
             return cid
     raise UnknownReferenceError(base, f"no single container called {container!r}")
 
