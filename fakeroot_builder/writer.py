@@ -46,18 +46,28 @@ class _Writer:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.is_root = hasattr(os, "geteuid") and os.geteuid() == 0
-        self.dir_modes: list[tuple[str, int, int]] = []  # applied last, deepest first
+        self.dir_modes: list[tuple[str, int | None, int]] = []  # (path, mode, mtime) applied last
         self.degraded: dict[str, int] = {}
 
-    # primitives ---------------------------------------------------------------------------------
+    # primitives (the process umask is 0 while writing: modes are given exactly) ----------------
+    def _dir(self, path: str, mode: int, mtime: int) -> None:
+        """mkdir with the final mode, unless that mode would stop us writing inside it."""
+        simple = mode & ~0o777 == 0 and mode & 0o700 == 0o700
+        os.mkdir(path, mode if simple else 0o700)
+        if not simple or mtime >= 0:
+            self.dir_modes.append((path, None if simple else mode, mtime))
+
     def mkdir(self, path: str | Path, mode: int) -> None:
-        os.mkdir(path, 0o700)
-        self.dir_modes.append((str(path), mode, -1))
+        self._dir(os.fspath(path), mode, -1)
 
     def write(self, path: str | Path, data: bytes, mode: int = 0o644) -> None:
-        with open(path, "wb") as fh:
-            fh.write(data)
-        os.chmod(path, mode)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode & 0o777)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+        if mode & ~0o777:  # setuid, setgid, sticky: not settable through open()
+            os.chmod(path, mode)
 
     def _note(self, what: str) -> None:
         self.degraded[what] = self.degraded.get(what, 0) + 1
@@ -97,10 +107,8 @@ class _Writer:
         for e in layer.entries:
             path = f"{diff}/{e.path}"
             if e.kind == "dir":
-                if not os.path.isdir(path):
-                    os.mkdir(path, 0o700)
+                self._dir(path, e.mode, e.mtime)
                 self._chown(path, e.uid, e.gid)
-                self.dir_modes.append((path, e.mode, e.mtime))
                 continue
             if e.kind == "opaque":
                 self._set_first_xattr(path, OPAQUE_XATTRS, b"y", "opaque directories")
@@ -133,7 +141,8 @@ class _Writer:
     def finish(self) -> None:
         """Apply directory modes and times last, deepest first, so children could be written."""
         for path, mode, mtime in sorted(self.dir_modes, key=lambda x: x[0].count("/"), reverse=True):
-            os.chmod(path, mode)
+            if mode is not None:
+                os.chmod(path, mode)
             if mtime >= 0:
                 os.utime(path, (mtime, mtime))
 
@@ -240,7 +249,7 @@ def _write_images(w: _Writer, store: str, images: list[ImagePlan], plan: Plan) -
             seen.append(meta)
         for diff_id, metas in sources.items():
             w.write(f"{dist}/v2metadata-by-diffid/sha256/{diff_id[7:]}", documents.v2_metadata(metas))
-            for blob, _ in metas:
+            for blob in dict.fromkeys(blob for blob, _ in metas):
                 w.write(f"{dist}/diffid-by-digest/sha256/{blob[7:]}", diff_id.encode())
 
 
@@ -250,8 +259,15 @@ def write_plan(plan: Plan, root: str | os.PathLike[str]) -> list[str]:
     Returns notes on anything written in a degraded form because the file system refused
     what a root daemon does.
     """
-    w = _Writer(Path(root))
-    top = os.fspath(root)
+    umask = os.umask(0)
+    try:
+        return _write_all(plan, os.fspath(root))
+    finally:
+        os.umask(umask)
+
+
+def _write_all(plan: Plan, top: str) -> list[str]:
+    w = _Writer(Path(top))
     w.mkdir(top, 0o710)
     w.mkdir(f"{top}/containers", 0o710)
     for name, mode in _DAEMON_DIRS:
