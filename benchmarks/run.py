@@ -59,19 +59,28 @@ def bench_pyfakefs() -> None:
     from pyfakefs.fake_filesystem_unittest import Patcher
 
     from fakeroot_builder.build import plan_root
-    from fakeroot_builder.writer import write_plan
+    from fakeroot_builder.pytest_plugin import DATA_ROOT, _clone_into, _write, copy_of
 
-    plan_start = time.perf_counter()
+    start = time.perf_counter()
     plan = plan_root(seed=2023)
-    plan_time = time.perf_counter() - plan_start
+    plan_time = time.perf_counter() - start
+    with Patcher() as patcher:
+        start = time.perf_counter()
+        built = _write(plan, DATA_ROOT)
+        write_time = time.perf_counter() - start
+        snapshot = (patcher.fs, copy_of(patcher.fs.get_object(DATA_ROOT), patcher.fs), built)
 
-    def write() -> None:
+    def graft() -> None:
         with Patcher() as patcher:
-            patcher.fs.create_dir("/var/lib")
-            write_plan(plan, "/var/lib/docker")
+            start = time.perf_counter()
+            _clone_into(patcher.fs, snapshot, DATA_ROOT)
+            times.append(time.perf_counter() - start)
 
-    write_time = _best(write, repeat=3)
-    print(f"pyfakefs: plan {plan_time:.3f} s (once per session) + write {write_time:.3f} s per test   (aim <= 0.25 s)")
+    times: list[float] = []
+    for _ in range(5):
+        graft()
+    print(f"pyfakefs, first docker_root of a session: plan {plan_time:.3f} s + write {write_time:.3f} s")
+    print(f"pyfakefs, every later docker_root:        {min(times):.3f} s   (aim <= 0.25 s)")
 
 
 def bench_tox() -> None:

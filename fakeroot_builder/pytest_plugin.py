@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from functools import lru_cache
+import os
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +35,6 @@ def _plan(seed: int, host_seed: int | None, images: tuple[str, ...] | None, cont
 
 
 def _write(plan: Any, target: str) -> BuiltRoot:
-    import os
-
     from .writer import write_plan
 
     os.makedirs(os.path.dirname(target), exist_ok=True)
@@ -43,9 +42,47 @@ def _write(plan: Any, target: str) -> BuiltRoot:
     return BuiltRoot(Path(target), plan.truth(notes))
 
 
+#: Trees already written into some test's pyfakefs, by build arguments: (file system, node).
+_SNAPSHOTS: dict[tuple[Any, ...], tuple[Any, Any, BuiltRoot]] = {}
+
+
+def _clone_into(fs: Any, snapshot: tuple[Any, Any, BuiltRoot], path: str) -> BuiltRoot:
+    """Graft a copy of a tree another test's file system already holds (no file operations).
+
+    Writing ~2,000 entries through pyfakefs costs about a second; copying its node objects costs
+    a few milliseconds. The copy is deep (tests may change it), its nodes point at this test's
+    file system, and new inode numbers are drawn above the grafted ones. pyfakefs is pinned,
+    and tests/test_pyfakefs.py checks the copy against a real-directory build.
+    """
+    import copy
+    import weakref
+
+    old_fs, node, built = snapshot
+    clone = copy.deepcopy(node, memo={id(old_fs): fs})
+    stack = [clone]
+    top_ino = clone.st_ino or 0
+    while stack:  # deepcopy keeps parent weakrefs to the old tree: point them at the copy
+        parent = stack.pop()
+        for child in getattr(parent, "_entries", {}).values():
+            child.parent_dir = weakref.ref(parent)
+            top_ino = max(top_ino, child.st_ino or 0)
+            stack.append(child)
+    where = os.path.dirname(path)
+    parent_dir = fs.get_object(where) if fs.exists(where) else fs.create_dir(where)
+    clone.name = os.path.basename(path)
+    clone.st_nlink -= 1  # add_entry counts the new link again
+    parent_dir.add_entry(clone)
+    fs.last_ino = max(fs.last_ino, top_ino)
+    return BuiltRoot(Path(path), built.truth)
+
+
 @pytest.fixture
 def docker_root_factory(fs: Any) -> Any:
-    """``make(seed=…, images=[…], host_seed=…, containers=True, path=DATA_ROOT)`` inside pyfakefs."""
+    """``make(seed=…, images=[…], host_seed=…, containers=True, path=DATA_ROOT)`` inside pyfakefs.
+
+    The first tree for given arguments is written with ordinary file operations; later tests
+    get a copy of it grafted into their own file system.
+    """
 
     def make(
         seed: int = 2023,
@@ -54,16 +91,29 @@ def docker_root_factory(fs: Any) -> Any:
         containers: bool = True,
         path: str = DATA_ROOT,
     ) -> BuiltRoot:
+        key = (seed, host_seed, tuple(images) if images else None, containers)
+        if key in _SNAPSHOTS:
+            return _clone_into(fs, _SNAPSHOTS[key], path)
         # Faker and the plan are made with the real file system paused (fs.pause) so that
         # Faker's lazy imports read real files.
         fs.pause()
         try:
-            plan = _plan(seed, host_seed, tuple(images) if images else None, containers)
+            plan = _plan(*key)
+            from . import writer  # noqa: F401  (imported for real, not under pyfakefs)
         finally:
             fs.resume()
-        return _write(plan, path)
+        built = _write(plan, path)
+        _SNAPSHOTS[key] = (fs, copy_of(fs.get_object(path), fs), built)
+        return built
 
     return make
+
+
+def copy_of(node: Any, fs: Any) -> Any:
+    """A private deep copy of ``node`` (the test that wrote it may change its own tree)."""
+    import copy
+
+    return copy.deepcopy(node, memo={id(fs): fs})
 
 
 @pytest.fixture

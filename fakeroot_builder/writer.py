@@ -11,7 +11,6 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from pathlib import Path
 
 from . import documents
 from .formats import OPAQUE_XATTRS, WHITEOUT_XATTRS
@@ -43,8 +42,7 @@ _REFUSED = (errno.EPERM, errno.EACCES, errno.ENOTSUP, errno.EOPNOTSUPP)
 
 
 class _Writer:
-    def __init__(self, root: Path) -> None:
-        self.root = root
+    def __init__(self) -> None:
         self.is_root = hasattr(os, "geteuid") and os.geteuid() == 0
         self.dir_modes: list[tuple[str, int | None, int]] = []  # (path, mode, mtime) applied last
         self.degraded: dict[str, int] = {}
@@ -57,10 +55,10 @@ class _Writer:
         if not simple or mtime >= 0:
             self.dir_modes.append((path, None if simple else mode, mtime))
 
-    def mkdir(self, path: str | Path, mode: int) -> None:
+    def mkdir(self, path: str, mode: int) -> None:
         self._dir(os.fspath(path), mode, -1)
 
-    def write(self, path: str | Path, data: bytes, mode: int = 0o644) -> None:
+    def write(self, path: str, data: bytes, mode: int = 0o644) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode & 0o777)
         try:
             os.write(fd, data)
@@ -267,7 +265,7 @@ def write_plan(plan: Plan, root: str | os.PathLike[str]) -> list[str]:
 
 
 def _write_all(plan: Plan, top: str) -> list[str]:
-    w = _Writer(Path(top))
+    w = _Writer()
     w.mkdir(top, 0o710)
     w.mkdir(f"{top}/containers", 0o710)
     for name, mode in _DAEMON_DIRS:

@@ -118,3 +118,15 @@ def test_reference_reader_resolves_nginx_in_the_fake_fs(nginx_root):
     got = overlay.layer_changes(DATA_ROOT, changed.cache_id)
     assert got == {k: list(getattr(changed.changes, k)) for k in ("added", "changed", "deleted", "opaque")}
     assert overlay.check_lowers(DATA_ROOT) == []
+
+
+def test_a_second_docker_root_is_a_faithful_independent_copy(real_tree, docker_root_factory, fs):
+    first = docker_root_factory(path="/srv/first")  # written, or grafted if an earlier test wrote it
+    second = docker_root_factory(path="/srv/second")  # grafted from the snapshot
+    assert snapshot(str(second.path)) == real_tree == snapshot(str(first.path))
+    os.remove(os.path.join(second.path, "image/overlay2/repositories.json"))
+    assert os.path.exists(os.path.join(first.path, "image/overlay2/repositories.json"))
+    inodes = {os.lstat(os.path.join(t, n)).st_ino for t, d, f in os.walk("/srv") for n in d + f}
+    with open("/srv/new-file", "w"):
+        pass
+    assert os.lstat("/srv/new-file").st_ino not in inodes, "new files must not reuse grafted inode numbers"
