@@ -17,7 +17,7 @@ from fakeroot_builder import CANONICAL_SEED
 from fakeroot_builder.errors import DockerLabError
 
 from . import labinfo
-from .impl import MissingFunction
+from .impl import MissingFunction, default_impl
 
 __all__ = ["main"]
 
@@ -78,10 +78,6 @@ def _cmd_student_id(args: argparse.Namespace) -> int:
     return 0
 
 
-def _default_impl() -> str:
-    return "solutions" if (labinfo.repo_root() / "solutions").is_dir() else "labs"
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
     parser = argparse.ArgumentParser(prog="dockerlab", description="How Docker stores images on disk, hands on.")
@@ -100,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("inspect", help="an image's layer stack: layer ids, db ids, cache-ids")
     p.add_argument("ref", help="nginx, nginx:latest, a short or full image id, name@sha256:…")
     p.add_argument("--root", default="/var/lib/docker", help="the Docker data root (read only)")
-    p.add_argument("--impl", default=_default_impl(), help="labs (your code) or solutions")
+    p.add_argument("--impl", default=default_impl(), help="labs (your code) or solutions")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_inspect)
 

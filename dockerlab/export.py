@@ -43,8 +43,7 @@ from fakeroot_builder.errors import (
 )
 from fakeroot_builder.layer import crc64_iso
 
-from . import labinfo
-from .impl import Implementation, load
+from .impl import Implementation, default_impl, load
 
 __all__ = [
     "LayerMismatchError",
@@ -551,10 +550,6 @@ def pull_log(root: str | os.PathLike[str], ref: str, progress: bool = False, imp
 # -- command line ------------------------------------------------------------------------------------
 
 
-def _default_impl() -> str:
-    return "solutions" if (labinfo.repo_root() / "solutions").is_dir() else "labs"
-
-
 def _cmd_export(args: argparse.Namespace) -> int:
     out = export_image(Path(args.root).expanduser(), args.ref, Path(args.output).expanduser(), args.impl, force=args.force)
     print(f"wrote {out}")
@@ -572,7 +567,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("ref", help="nginx:latest, an image id, name@sha256:…")
     p.add_argument("--root", required=True, help="the Docker data root (read only)")
     p.add_argument("-o", "--output", required=True, help="the archive to write (FILE.tar)")
-    p.add_argument("--impl", default=_default_impl(), help="labs (your code) or solutions")
+    p.add_argument("--impl", default=default_impl(), help="labs (your code) or solutions")
     p.add_argument("--force", action="store_true", help="replace an existing archive")
     p.set_defaults(func=_cmd_export)
 
@@ -580,5 +575,5 @@ def register(subparsers: Any) -> None:
     p.add_argument("ref", help="nginx:latest, an image id, name@sha256:…")
     p.add_argument("--root", required=True, help="the Docker data root (read only)")
     p.add_argument("--progress", action="store_true", help="every progress line, not only `Pull complete`")
-    p.add_argument("--impl", default=_default_impl(), help="labs (your code) or solutions")
+    p.add_argument("--impl", default=default_impl(), help="labs (your code) or solutions")
     p.set_defaults(func=_cmd_pull_log)

@@ -16,7 +16,7 @@ from typing import Any, Callable
 from .labinfo import lab as lab_info
 from .labinfo import repo_root
 
-__all__ = ["Implementation", "MissingFunction", "load"]
+__all__ = ["Implementation", "MissingFunction", "default_impl", "load"]
 
 
 class MissingFunction(Exception):
@@ -45,6 +45,11 @@ class Implementation:
                 raise MissingFunction(f"{self.source} defines no function {name}()")
             return missing
         return func
+
+
+def default_impl() -> str:
+    """``solutions`` in the course repository, ``labs`` in a student release (which has none)."""
+    return "solutions" if (repo_root() / "solutions").is_dir() else "labs"
 
 
 def _import_file(name: str, path: Path) -> ModuleType:

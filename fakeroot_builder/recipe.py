@@ -17,7 +17,7 @@ from typing import Any
 
 from faker import Faker
 
-from .layer import Entry, Kind
+from .layer import Entry
 from .provider import reseeded_faker
 
 __all__ = [

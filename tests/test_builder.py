@@ -16,7 +16,6 @@ import os
 import re
 import stat
 import tarfile
-import warnings
 from collections import Counter
 from pathlib import Path
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import pytest
 
 from fakeroot_builder import corrupt
-from fakeroot_builder.cache import cached_root
 from fakeroot_builder.errors import DanglingLinkError, TooManyLowersError
 
 task = pytest.mark.task

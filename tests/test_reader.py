@@ -7,8 +7,6 @@ error's type (from fakeroot_builder.errors) and that the culprit path is in the 
 from __future__ import annotations
 
 import inspect
-import json
-import os
 import shutil
 from pathlib import Path
 

@@ -99,6 +99,26 @@ python3 -m venv /autograder/venv
 /autograder/venv/bin/pip install -q -e "/autograder/source[test]"
 """
 
+STUDENT_TOX = """\
+[tox]
+requires = tox>=4
+env_list = lab1, lab2
+
+[testenv]
+description = grade a lab against your code in labs/
+package = editable
+extras = test
+pass_env = DOCKERLAB_*, HOME, XDG_CACHE_HOME
+
+[testenv:lab1]
+description = lab 1 (the layer DB) against your code in labs/
+commands = pytest tests/test_lab1.py --impl labs -q --no-header {posargs}
+
+[testenv:lab2]
+description = lab 2 (overlay2 on disk) against your code in labs/
+commands = pytest tests/test_lab2.py --impl labs -q --no-header {posargs}
+"""
+
 RUN_AUTOGRADER = """\
 #!/usr/bin/env bash
 # Gradescope runs this for every submission: grade it like any class, copy results.json.
@@ -126,9 +146,14 @@ def _copy_course(target: Path, *, with_grading: bool) -> None:
             shutil.copytree(src, target / name, ignore=ignore, symlinks=False)
         elif src.is_file():
             shutil.copy2(src, target / name)
-    tests_grading = target / "tests" / "grading"
-    if tests_grading.exists():  # the grader's own tests need solutions/
-        shutil.rmtree(tests_grading)
+    # Only the graded tests and their fixtures: the maintainer's tests (author check, reader,
+    # grader, conformance) need solutions/ or a Docker daemon.
+    tests = target / "tests"
+    for entry in tests.iterdir():
+        if entry.name == "conftest.py" or (entry.name.startswith("test_lab") and entry.suffix == ".py"):
+            continue
+        shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    (target / "tox.ini").write_text(STUDENT_TOX, encoding="utf-8")
 
 
 def release(out: Path) -> Path:
