@@ -36,9 +36,10 @@ from typing import Any, BinaryIO
 
 from fakeroot_builder.errors import (
     CorruptJSONError,
+    LayerMismatchError,
     MissingEntryError,
-    RootError,
-    TargetNotEmptyError,
+    NotPulledError,
+    OutputExistsError,
     UnknownReferenceError,
 )
 from fakeroot_builder.layer import crc64_iso
@@ -46,9 +47,6 @@ from fakeroot_builder.layer import crc64_iso
 from .impl import Implementation, default_impl, load
 
 __all__ = [
-    "LayerMismatchError",
-    "NotPulledError",
-    "OutputExistsError",
     "export_image",
     "legacy_layers",
     "pull_log",
@@ -96,18 +94,6 @@ _V1_FIELDS = (
 _EPOCH = "1970-01-01T00:00:00Z"
 #: dockerd's default ``max-concurrent-downloads``: later layers of a pull print ``Waiting``.
 _MAX_CONCURRENT_DOWNLOADS = 3
-
-
-class LayerMismatchError(RootError):
-    """A layer's files in ``diff/`` do not rebuild the tar its tar-split and layer id describe."""
-
-
-class NotPulledError(RootError):
-    """The image has no pull record (digest reference, ``distribution/`` metadata) in the root."""
-
-
-class OutputExistsError(TargetNotEmptyError):
-    """The archive to write already exists and ``--force`` was not given."""
 
 
 # -- Go spellings ----------------------------------------------------------------------------------

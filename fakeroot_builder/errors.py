@@ -8,9 +8,12 @@
     │   ├── ParentCycleError        `parent` pointers loop back on themselves
     │   ├── DanglingLinkError       an `l/<link>` symlink points nowhere, or no link names a layer
     │   ├── TooManyLowersError      a `lower` chain is longer than overlay2's limit of 128
-    │   └── UnknownReferenceError   no image or container answers to the reference given
+    │   ├── UnknownReferenceError   no image or container answers to the reference given
+    │   ├── LayerMismatchError      a layer's diff/ does not rebuild its tar (export)
+    │   └── NotPulledError          the image has no pull record (pull-log)
     └── BuildError                  the builder refuses to write, or cannot write faithfully
         ├── TargetNotEmptyError     --out names a non-empty directory and --force was not given
+        │   └── OutputExistsError   export's -o file exists and --force was not given
         ├── LiveDockerRootError     --out names a real daemon's data root
         └── UnknownImageError       --images names something the catalogue does not have
 
@@ -25,9 +28,12 @@ __all__ = [
     "CorruptJSONError",
     "DanglingLinkError",
     "DockerLabError",
+    "LayerMismatchError",
     "LiveDockerRootError",
     "MalformedIdError",
     "MissingEntryError",
+    "NotPulledError",
+    "OutputExistsError",
     "ParentCycleError",
     "RootError",
     "TargetNotEmptyError",
@@ -78,6 +84,14 @@ class UnknownReferenceError(RootError):
     """Raised when no image (or container) in the root answers to the given reference."""
 
 
+class LayerMismatchError(RootError):
+    """Raised when a layer's files in ``diff/`` do not rebuild the tar its tar-split and id describe."""
+
+
+class NotPulledError(RootError):
+    """Raised when an image has no pull record (digest reference, ``distribution/``) in the root."""
+
+
 class BuildError(DockerLabError):
     """Base of the builder's refusals."""
 
@@ -92,3 +106,7 @@ class LiveDockerRootError(BuildError):
 
 class UnknownImageError(BuildError):
     """Raised when an image reference is not in the catalogue."""
+
+
+class OutputExistsError(TargetNotEmptyError):
+    """Raised when an archive to write already exists and ``--force`` was not given."""

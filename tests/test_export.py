@@ -19,9 +19,6 @@ import pytest
 
 from dockerlab.cli import main
 from dockerlab.export import (
-    LayerMismatchError,
-    NotPulledError,
-    OutputExistsError,
     export_image,
     legacy_layers,
     pull_log,
@@ -31,7 +28,13 @@ from dockerlab.export import (
 )
 from fakeroot_builder.build import plan_root
 from fakeroot_builder.cache import BuiltRoot
-from fakeroot_builder.errors import MissingEntryError, UnknownReferenceError
+from fakeroot_builder.errors import (
+    LayerMismatchError,
+    MissingEntryError,
+    NotPulledError,
+    OutputExistsError,
+    UnknownReferenceError,
+)
 from fakeroot_builder.plan import CANONICAL_SEED, ImagePlan, Plan, chain_ids
 
 SAVE1 = Path(__file__).parent / "data" / "daemon-save1"

@@ -500,6 +500,35 @@ NGINX_RUNTIME_STEPS: tuple[Step, ...] = (
     nop('CMD ["nginx" "-g" "daemon off;"]'),
 )
 
+
+def nginx_image(
+    *, name: str, base: str, path_env: str, pkg_release: str, run_text: str, layer: LayerRecipe,
+    tags: tuple[str, ...] = (),
+) -> ImageRecipe:
+    """An official nginx image: both Dockerfiles differ only in base, install step and release."""
+    return ImageRecipe(
+        name=name,
+        base=base,
+        steps=(
+            nop(f"LABEL maintainer={NGINX_LABELS['maintainer']}"),
+            nop(f"ENV NGINX_VERSION={NGINX_VERSION}"),
+            nop(f"ENV NJS_VERSION={NJS_VERSION}"),
+            nop(f"ENV PKG_RELEASE={pkg_release}"),
+            run(run_text, layer),
+            *entrypoint_steps(),
+            *NGINX_RUNTIME_STEPS,
+        ),
+        config={
+            "Env": [path_env, f"NGINX_VERSION={NGINX_VERSION}", f"NJS_VERSION={NJS_VERSION}", f"PKG_RELEASE={pkg_release}"],
+            "Entrypoint": ["/docker-entrypoint.sh"],
+            "Cmd": ["nginx", "-g", "daemon off;"],
+            "ExposedPorts": {"80/tcp": {}},
+            "Labels": dict(NGINX_LABELS),
+            "StopSignal": "SIGQUIT",
+        },
+        tags=tags,
+    )
+
 # -- nginx:latest -------------------------------------------------------------------------------------
 
 _NGINX_ACCOUNT = SystemAccount("nginx:x:101:101:nginx user:/nonexistent:/bin/false", "nginx:x:101:")
@@ -631,25 +660,12 @@ exit 0
 #: The ``RUN`` layer of ``nginx:latest``: package install, accounts, one whiteout, one opaque dir.
 NGINX_DEBIAN_LAYER = LayerRecipe("nginx-1.25-bookworm-install", _nginx_debian)
 
-NGINX_LATEST = ImageRecipe(
+NGINX_LATEST = nginx_image(
     name="nginx:latest",
     base="debian:bookworm-slim",
-    steps=(
-        nop(f"LABEL maintainer={NGINX_LABELS['maintainer']}"),
-        nop(f"ENV NGINX_VERSION={NGINX_VERSION}"),
-        nop(f"ENV NJS_VERSION={NJS_VERSION}"),
-        nop("ENV PKG_RELEASE=1~bookworm"),
-        run(_NGINX_RUN, NGINX_DEBIAN_LAYER),
-        *entrypoint_steps(),
-        *NGINX_RUNTIME_STEPS,
-    ),
-    config={
-        "Env": [DEBIAN_PATH, f"NGINX_VERSION={NGINX_VERSION}", f"NJS_VERSION={NJS_VERSION}", "PKG_RELEASE=1~bookworm"],
-        "Entrypoint": ["/docker-entrypoint.sh"],
-        "Cmd": ["nginx", "-g", "daemon off;"],
-        "ExposedPorts": {"80/tcp": {}},
-        "Labels": dict(NGINX_LABELS),
-        "StopSignal": "SIGQUIT",
-    },
+    path_env=DEBIAN_PATH,
+    pkg_release="1~bookworm",
+    run_text=_NGINX_RUN,
+    layer=NGINX_DEBIAN_LAYER,
     tags=("nginx:1.25",),
 )

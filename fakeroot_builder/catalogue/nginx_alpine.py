@@ -7,17 +7,10 @@ different parent, so the layer store holds them under two different db ids.
 
 from __future__ import annotations
 
-from ..recipe import ImageRecipe, LayerContext, LayerRecipe
-from ._common import MUSL_LOADER, add_binary, nop, run
+from ..recipe import LayerContext, LayerRecipe
+from ._common import MUSL_LOADER, add_binary
 from .alpine import ALPINE_PATH, ApkPackage, write_alpine_accounts, write_apk_db
-from .nginx import (
-    NGINX_LABELS,
-    NGINX_RUNTIME_STEPS,
-    NGINX_VERSION,
-    NJS_VERSION,
-    add_nginx_files,
-    entrypoint_steps,
-)
+from .nginx import NGINX_VERSION, NJS_VERSION, add_nginx_files, nginx_image
 
 __all__ = ["NGINX_ALPINE", "NGINX_ALPINE_LAYER"]
 
@@ -83,24 +76,11 @@ def _nginx_alpine(ctx: LayerContext) -> None:
 #: The ``RUN`` layer of ``nginx:alpine``.
 NGINX_ALPINE_LAYER = LayerRecipe("nginx-1.25-alpine-install", _nginx_alpine)
 
-NGINX_ALPINE = ImageRecipe(
+NGINX_ALPINE = nginx_image(
     name="nginx:alpine",
     base="alpine:3.19",
-    steps=(
-        nop(f"LABEL maintainer={NGINX_LABELS['maintainer']}"),
-        nop(f"ENV NGINX_VERSION={NGINX_VERSION}"),
-        nop(f"ENV NJS_VERSION={NJS_VERSION}"),
-        nop("ENV PKG_RELEASE=1"),
-        run(_RUN, NGINX_ALPINE_LAYER),
-        *entrypoint_steps(),
-        *NGINX_RUNTIME_STEPS,
-    ),
-    config={
-        "Env": [ALPINE_PATH, f"NGINX_VERSION={NGINX_VERSION}", f"NJS_VERSION={NJS_VERSION}", "PKG_RELEASE=1"],
-        "Entrypoint": ["/docker-entrypoint.sh"],
-        "Cmd": ["nginx", "-g", "daemon off;"],
-        "ExposedPorts": {"80/tcp": {}},
-        "Labels": dict(NGINX_LABELS),
-        "StopSignal": "SIGQUIT",
-    },
+    path_env=ALPINE_PATH,
+    pkg_release="1",
+    run_text=_RUN,
+    layer=NGINX_ALPINE_LAYER,
 )
