@@ -101,7 +101,8 @@ class ContainerPlan:
     changes: Changes
     work_leftovers: tuple[str, str | None]  # names in work/work of the init and RW layers
     init: Layer  # the -init layer: what `docker create` adds on top of this image
-    kernel_xattrs: dict[str, Any]  # what overlayfs wrote while the layers were mounted
+    #: what overlayfs wrote while the layers were mounted: overlay2-relative path → {name: value}
+    kernel_xattrs: dict[str, dict[str, dict[str, bytes]]]
 
     @property
     def init_id(self) -> str:
@@ -374,12 +375,10 @@ class _Planner:
         image_paths = self.paths[image.layers[-1].db_id]
         init = init_layer(image_paths)
         below = _apply(image_paths, init.entries)
-        # Mounting leaves kernel xattrs: a uuid on each diff/, an origin on copied-up dirs.
         kernel = {
-            "init_uuid": self.host.random.getrandbits(128).to_bytes(16, "big"),
-            "rw_uuid": self.host.random.getrandbits(128).to_bytes(16, "big"),
-            "copied_up": tuple(e.path for e in init.entries if e.kind == "dir" and "/" + e.path in image_paths),
-            "handle": b"\x00\xfb\x1d\x00\x01" + self.host.random.getrandbits(192).to_bytes(24, "big"),
+            # the init layer's files are unlinked and created anew: only its dirs are copied up
+            f"{mount_id}-init/diff": self._kernel_marks([e for e in init.entries if e.kind == "dir"], image_paths),
+            f"{mount_id}/diff": self._kernel_marks(rw.entries, below),
         }
         changes = _changes(rw.entries, below)
         return ContainerPlan(
@@ -398,6 +397,21 @@ class _Planner:
             init=init,
             kernel_xattrs=kernel,
         )
+
+    def _kernel_marks(self, entries: Sequence[Entry], below: set[str]) -> dict[str, dict[str, bytes]]:
+        """The xattrs overlayfs leaves in a layer it mounted (seen on a real daemon):
+        ``overlay.uuid`` on ``diff/``; ``overlay.origin`` (a file handle) on every entry copied
+        up from below; ``overlay.impure`` on each directory holding such an entry."""
+        random = self.host.random
+        marks: dict[str, dict[str, bytes]] = {"": {"overlay.uuid": random.getrandbits(128).to_bytes(16, "big")}}
+        recreated = {e.path for e in entries if e.kind == "opaque"}  # rm -rf + mkdir: new, not copied
+        for e in entries:
+            if e.kind in ("whiteout", "opaque") or e.path in recreated or "/" + e.path not in below:
+                continue
+            handle = b"\x00\xfb\x1d\x00\x01" + random.getrandbits(192).to_bytes(24, "big")
+            marks.setdefault(e.path, {})["overlay.origin"] = handle
+            marks.setdefault(e.path.rpartition("/")[0], {})["overlay.impure"] = b"y"
+        return marks
 
     def plan(self, names: Sequence[str], with_containers: bool) -> Plan:
         images = [self.image(n) for n in names]

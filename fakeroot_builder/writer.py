@@ -185,12 +185,10 @@ def _write_container(w: _Writer, root: str, layerdb: str, overlay: str, cp: Cont
     w.write(f"{init_dir}/committed", b"", 0o600)
     rw_dir = _layer_dir(w, overlay, cp.mount_id, cp.link, (cp.init_link, *init_lower))
     w.unpack(f"{rw_dir}/diff", cp.rw)
-    kernel = cp.kernel_xattrs
-    w.kernel_xattr(f"{init_dir}/diff", "overlay.impure", b"y")
-    w.kernel_xattr(f"{init_dir}/diff", "overlay.uuid", kernel["init_uuid"])
-    w.kernel_xattr(f"{rw_dir}/diff", "overlay.uuid", kernel["rw_uuid"])
-    for path in kernel["copied_up"]:
-        w.kernel_xattr(f"{init_dir}/diff/{path}", "overlay.origin", kernel["handle"])
+    for layer_diff, marks in cp.kernel_xattrs.items():
+        for rel, xattrs in marks.items():
+            for name, value in xattrs.items():
+                w.kernel_xattr(f"{overlay}/{layer_diff}/{rel}".rstrip("/"), name, value)
     # A layer that was mounted keeps work/work (mode 0000), with overlayfs's leftover whiteout.
     for layer_dir, leftover in zip((init_dir, rw_dir), cp.work_leftovers):
         w.mkdir(f"{layer_dir}/work/work", 0o000)
