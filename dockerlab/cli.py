@@ -32,16 +32,31 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
     out = Path(args.out).expanduser()
     check_target(out, args.force)
-    images = [x for x in args.images.split(",") if x] if args.images else None
+    images = None
+    if args.images is not None:
+        images = [x.strip() for x in args.images.split(",") if x.strip()]
+        if not images:
+            raise DockerLabError(f"--images {args.images!r} names no image")
+    truth_file = Path(args.truth).expanduser() if args.truth else None
+    if truth_file is not None and not truth_file.parent.is_dir():
+        raise DockerLabError(f"--truth {truth_file}: directory {truth_file.parent} does not exist")
     plan = plan_root(seed=args.seed, images=images, host_seed=args.host_seed, containers=not args.no_containers)
     notes = write_atomically(out, lambda staging: write_plan(plan, staging))
     truth = plan.truth(notes)
     for note in notes:
         print(f"warning: {out}: {note}", file=sys.stderr)
-    if args.truth:
-        Path(args.truth).expanduser().write_text(truth.to_json())
+    if truth_file is not None:
+        truth_file.write_text(truth.to_json())
     layers = len(truth.layers())
     print(f"built {out}: {len(truth.images)} images, {layers} layers, {len(truth.containers)} containers (seed {args.seed})")
+    return 0
+
+
+def _cmd_clean(args: argparse.Namespace) -> int:
+    from fakeroot_builder.safety import clean
+
+    clean(Path(args.dir).expanduser())
+    print(f"removed {args.dir}")
     return 0
 
 
@@ -93,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace a non-empty --out")
     p.set_defaults(func=_cmd_build)
 
+    p = sub.add_parser("clean", help="remove a root made by `dockerlab build` (rm -rf cannot, as a user)")
+    p.add_argument("dir", help="the directory given to build --out")
+    p.set_defaults(func=_cmd_clean)
+
     p = sub.add_parser("inspect", help="an image's layer stack: layer ids, db ids, cache-ids")
     p.add_argument("ref", help="nginx, nginx:latest, a short or full image id, name@sha256:…")
     p.add_argument("--root", default="/var/lib/docker", help="the Docker data root (read only)")
@@ -125,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (DockerLabError, KeyError, FileNotFoundError, NotADirectoryError, PermissionError) as exc:
+    except (DockerLabError, KeyError, OSError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"dockerlab {args.command}: error: {message}", file=sys.stderr)
         return 2

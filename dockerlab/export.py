@@ -398,6 +398,10 @@ def _write_member(out: BinaryIO, member: _Member) -> None:
 
 def _write_atomically(out: Path, force: bool, write: Any) -> None:
     """Call ``write(fh)`` on a temporary sibling of ``out``, then rename it into place."""
+    if out.is_dir():
+        raise OutputExistsError(f"{out} is a directory; -o names the archive file to write")
+    if not out.parent.is_dir():
+        raise OutputExistsError(f"{out}: directory {out.parent} does not exist")
     if (out.exists() or out.is_symlink()) and not force:
         raise OutputExistsError(f"{out} exists; use --force to replace it")
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)

@@ -11,12 +11,14 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+from functools import lru_cache
 import stat
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .safety import remove_tree
 from .truth import RootTruth
 
 __all__ = ["BuiltRoot", "cache_dir", "cached_root", "copy_root", "source_fingerprint"]
@@ -41,6 +43,7 @@ def cache_dir() -> Path:
     return Path(base) / "dockerlab"
 
 
+@lru_cache(maxsize=1)
 def source_fingerprint() -> str:
     """A hash of the builder's source files: any change to the builder invalidates the cache."""
     digest = hashlib.sha256()
@@ -62,13 +65,16 @@ def cached_root(
     """The root for these arguments, built once and then reused from the cache."""
     from .build import build_root
 
-    key = f"{source_fingerprint()}|{seed}|{host_seed}|{','.join(images or ['*'])}|{containers}"
+    key = f"{seed}|{host_seed}|{','.join(images or ['*'])}|{containers}"
     name = hashlib.sha256(key.encode()).hexdigest()[:20]
-    home = (base or cache_dir()) / "roots"
+    roots = (base or cache_dir()) / "roots"
+    home = roots / source_fingerprint()
     final = home / name
     truth_file = final / "truth.json"
     if truth_file.exists():
         return BuiltRoot(final / "root", RootTruth.from_json(truth_file.read_text()))
+    if not home.is_dir():
+        _prune(roots)  # roots of an older builder can never be used again
     home.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=home))
     try:
@@ -77,11 +83,17 @@ def cached_root(
         try:
             os.rename(staging, final)
         except OSError:  # another process won the race: use its copy
-            shutil.rmtree(staging, ignore_errors=True)
+            remove_tree(staging)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        remove_tree(staging)
         raise
     return BuiltRoot(final / "root", RootTruth.from_json(truth_file.read_text()))
+
+
+def _prune(roots: Path) -> None:
+    if roots.is_dir():
+        for old in roots.iterdir():
+            remove_tree(old) if old.is_dir() else old.unlink()
 
 
 def _copy_entry(src: str, dst: str) -> None:

@@ -15,6 +15,7 @@ __all__ = [
     "dangle_link",
     "parent_cycle",
     "remove_cache_dir",
+    "reverse_lower",
     "swap_lower",
     "too_many_lowers",
     "truncate_config",
@@ -31,10 +32,19 @@ def _stacked(truth: RootTruth) -> list[LayerTruth]:
 
 
 def swap_lower(root: Path, truth: RootTruth, layer: LayerTruth) -> list[str]:
-    """Give ``layer`` the ``lower`` file of another stacked layer; only ``layer`` disagrees."""
-    other = next(x for x in _stacked(truth) if x.lower != layer.lower)
+    """Give ``layer`` the ``lower`` file of another stacked layer (one as long, where there is
+    one, so that counting entries cannot tell); only ``layer`` disagrees."""
+    others = [x for x in _stacked(truth) if x.lower != layer.lower]
+    other = next((x for x in others if len(x.lower) == len(layer.lower)), others[0])
     lower = root / "overlay2" / layer.cache_id / "lower"
     lower.write_text(":".join(f"l/{link}" for link in other.lower))
+    return [layer.db_id]
+
+
+def reverse_lower(root: Path, truth: RootTruth, layer: LayerTruth) -> list[str]:
+    """Write ``layer``'s ``lower`` entries base first (wrong order, right set); only it disagrees."""
+    assert len(layer.lower) >= 2, "needs a layer with at least two layers below it"
+    (root / "overlay2" / layer.cache_id / "lower").write_text(":".join(f"l/{x}" for x in reversed(layer.lower)))
     return [layer.db_id]
 
 

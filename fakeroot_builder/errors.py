@@ -4,7 +4,8 @@
     ├── RootError                   a Docker root on disk is not what a daemon writes (has .path)
     │   ├── MissingEntryError       a file or directory the format requires is absent
     │   ├── MalformedIdError        an id file holds something that is not a valid id
-    │   ├── CorruptJSONError        a JSON file is truncated or not JSON
+    │   ├── CorruptFileError        a file cannot be read as text (not UTF-8)
+    │   │   └── CorruptJSONError    a JSON file is truncated, not JSON, or of the wrong shape
     │   ├── ParentCycleError        `parent` pointers loop back on themselves
     │   ├── DanglingLinkError       an `l/<link>` symlink points nowhere, or no link names a layer
     │   ├── TooManyLowersError      a `lower` chain is longer than overlay2's limit of 128
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 __all__ = [
     "BuildError",
+    "CorruptFileError",
     "CorruptJSONError",
     "DanglingLinkError",
     "DockerLabError",
@@ -64,8 +66,12 @@ class MalformedIdError(RootError):
     """Raised when an id (db id, cache-id, link, mount id…) has the wrong shape."""
 
 
-class CorruptJSONError(RootError):
-    """Raised when a JSON file of the root is truncated or is not JSON."""
+class CorruptFileError(RootError):
+    """Raised when a file of the root cannot be read as text."""
+
+
+class CorruptJSONError(CorruptFileError):
+    """Raised when a JSON file of the root is truncated, is not JSON, or has the wrong shape."""
 
 
 class ParentCycleError(RootError):

@@ -13,7 +13,7 @@ import os
 import re
 import stat
 
-from .errors import CorruptJSONError, MissingEntryError
+from .errors import CorruptFileError, CorruptJSONError, MissingEntryError
 
 __all__ = [
     "CACHE_ID_RE",
@@ -22,6 +22,7 @@ __all__ = [
     "MAX_LOWERS",
     "MOUNT_ID_RE",
     "OPAQUE_XATTRS",
+    "OTHER_ROOT_DIRS",
     "WHITEOUT_OPAQUE",
     "WHITEOUT_PREFIX",
     "WHITEOUT_XATTRS",
@@ -41,6 +42,21 @@ MOUNT_ID_RE = re.compile(r"^[a-f0-9]{64}(-init)?$")
 LINK_RE = re.compile(r"^[A-Z2-7]{26}$")
 #: overlay2 refuses to stack more lower layers than this.
 MAX_LOWERS = 128
+
+#: Top-level directories a daemon creates in its root beside ``containers``, ``image`` and
+#: ``overlay2`` (with their modes). The builder makes them empty: their bolt databases are
+#: binary and not part of the lab.
+OTHER_ROOT_DIRS = (
+    ("buildkit", 0o711),
+    ("containerd", 0o700),
+    ("network", 0o750),
+    ("plugins", 0o700),
+    ("runtimes", 0o700),
+    ("swarm", 0o700),
+    ("tmp", 0o700),
+    ("trust", 0o700),
+    ("volumes", 0o701),
+)
 
 #: In a layer *tar*, a deleted path ``d/x`` is the empty file ``d/.wh.x`` …
 WHITEOUT_PREFIX = ".wh."
@@ -97,13 +113,20 @@ def read_text(path: str | os.PathLike[str]) -> str:
             return fh.read()
     except FileNotFoundError:
         raise MissingEntryError(path, "file is missing") from None
+    except IsADirectoryError:
+        raise MissingEntryError(path, "is a directory where the format has a file") from None
+    except UnicodeDecodeError:
+        raise CorruptFileError(path, "is not UTF-8 text") from None
 
 
-def read_json(path: str | os.PathLike[str]) -> object:
-    """A JSON document of the root, or :class:`~fakeroot_builder.errors.CorruptJSONError`
-    naming the path when it is cut short (a full disk, a crash mid-write)."""
+def read_json(path: str | os.PathLike[str]) -> dict:
+    """A JSON object of the root, or :class:`~fakeroot_builder.errors.CorruptJSONError` naming
+    the path when it is cut short (a full disk, a crash mid-write) or is not an object."""
     text = read_text(path)
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise CorruptJSONError(path, f"not valid JSON ({exc.msg} at byte {exc.pos})") from None
+    if not isinstance(value, dict):
+        raise CorruptJSONError(path, f"expected a JSON object, found {type(value).__name__}")
+    return value

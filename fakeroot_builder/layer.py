@@ -91,7 +91,12 @@ class Entry:
         return self.path + "/" if self.kind == "dir" else self.path
 
     def sort_key(self) -> tuple[str, ...]:
-        """Parents before children, siblings by name: the order of a directory walk."""
+        """Parents before children, siblings by name: the order of a directory walk.
+
+        An opaque marker comes right after its directory, before any child, as moby writes it.
+        """
+        if self.kind == "opaque":
+            return (*self.path.split("/"), "")
         return tuple(self.tar_name.rstrip("/").split("/"))
 
 

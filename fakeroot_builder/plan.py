@@ -178,8 +178,35 @@ def _container_truth(cp: ContainerPlan) -> ContainerTruth:
 # -- changes a layer makes -----------------------------------------------------------------------
 
 
+def _still_visible(below: set[str], entries: Sequence[Entry]) -> set[str]:
+    """The paths of ``below`` that a layer with ``entries`` lets through (overlay semantics).
+
+    A whiteout hides its path and everything under it; an opaque directory hides what the
+    layers below had in it; a file or link over a directory hides what that directory held.
+    """
+    gone = {"/" + e.path for e in entries if e.kind == "whiteout"}
+    covers = {"/" + e.path for e in entries if e.kind != "dir"}
+
+    def hidden(path: str) -> bool:
+        if path in gone:
+            return True
+        head = path.rpartition("/")[0]
+        while head:
+            if head in covers:
+                return True
+            head = head.rpartition("/")[0]
+        return False
+
+    return {p for p in below if not hidden(p)}
+
+
 def _changes(entries: Sequence[Entry], below: set[str]) -> Changes:
-    """Classify a layer's entries against the set of paths that exist below it."""
+    """Classify a layer's entries against the paths the layers below show through it.
+
+    What sits in an opaque directory of this same layer is added, even if a lower layer had
+    the same name (``docker diff`` says ``A``).
+    """
+    seen = _still_visible(below, entries)
     added, changed, deleted, opaque = [], [], [], []
     for e in entries:
         path = "/" + e.path
@@ -188,9 +215,9 @@ def _changes(entries: Sequence[Entry], below: set[str]) -> Changes:
         elif e.kind == "opaque":
             opaque.append(path)
         elif e.kind == "dir":
-            if path not in below:
+            if path not in seen:
                 added.append(path)
-        elif path in below:
+        elif path in seen:
             changed.append(path)
         else:
             added.append(path)
@@ -198,21 +225,9 @@ def _changes(entries: Sequence[Entry], below: set[str]) -> Changes:
 
 
 def _apply(paths: set[str], entries: Sequence[Entry]) -> set[str]:
-    """The paths visible after stacking ``entries`` on ``paths`` (overlay semantics)."""
-    out = set(paths)
-    for e in entries:
-        path = "/" + e.path
-        if e.kind in ("whiteout", "opaque"):
-            prefix = path + "/"
-            out = {p for p in out if not p.startswith(prefix)}
-            if e.kind == "whiteout":
-                out.discard(path)
-        else:
-            if e.kind != "dir":  # a file or link over a directory hides what was below it
-                prefix = path + "/"
-                out = {p for p in out if not p.startswith(prefix)}
-            out.add(path)
-    return out
+    """The paths visible after stacking ``entries`` on ``paths``."""
+    own = {"/" + e.path for e in entries if e.kind not in ("whiteout", "opaque")}
+    return _still_visible(paths, entries) | own
 
 
 # -- the planner ---------------------------------------------------------------------------------

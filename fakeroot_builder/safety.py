@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import TypeVar
 
 from .errors import LiveDockerRootError, TargetNotEmptyError
+from .formats import OTHER_ROOT_DIRS
 
-__all__ = ["check_target", "running_daemon_roots", "write_atomically"]
+__all__ = ["check_target", "clean", "looks_built", "remove_tree", "running_daemon_roots", "write_atomically"]
 
 T = TypeVar("T")
 
@@ -51,52 +52,105 @@ def running_daemon_roots() -> list[Path]:
     return roots
 
 
+def _related(a: Path, b: Path) -> bool:
+    """``a`` is ``b``, inside it, or holds it."""
+    return a == b or a.is_relative_to(b) or b.is_relative_to(a)
+
+
+def _protected_roots() -> list[Path]:
+    return [Path(p).resolve() for p in _SYSTEM_ROOTS] + running_daemon_roots()
+
+
+def looks_built(path: Path) -> bool:
+    """Whether ``path`` holds nothing but what ``dockerlab build`` writes at the top of a root."""
+    own = {"containers", "image", "overlay2"} | {name for name, _ in OTHER_ROOT_DIRS}
+    try:
+        names = {p.name for p in path.iterdir()}
+    except OSError:
+        return False
+    daemon_files = any((path / marker).exists() for marker in _DAEMON_MARKERS)
+    return "image" in names and names <= own and not daemon_files
+
+
 def check_target(target: Path, force: bool) -> None:
-    """Raise unless ``target`` may receive a new root (``force`` allows replacing a non-empty one)."""
+    """Raise unless ``target`` may receive a new root.
+
+    Never a real Docker root, or a directory inside or above one; ``force`` replaces only a
+    root an earlier ``dockerlab build`` wrote, never other data.
+    """
     resolved = target.resolve()
-    for system in _SYSTEM_ROOTS:
-        if resolved == Path(system).resolve():
-            raise LiveDockerRootError(f"{target}: refusing to write into {system}, a real Docker data root")
-    if resolved in running_daemon_roots():
-        raise LiveDockerRootError(f"{target}: a running dockerd uses this directory as its data root")
+    for live in _protected_roots():
+        if _related(resolved, live):
+            raise LiveDockerRootError(
+                f"{target}: refusing to write in or around {live}, a real Docker data root"
+            )
     for marker in _DAEMON_MARKERS:
         if (resolved / marker).exists():
             raise LiveDockerRootError(f"{target}: holds {marker}, which only a real Docker daemon writes")
     if resolved.exists() and not resolved.is_dir():
         raise TargetNotEmptyError(f"{target}: exists and is not a directory")
-    if resolved.is_dir() and any(resolved.iterdir()) and not force:
-        raise TargetNotEmptyError(f"{target}: directory is not empty (use --force to replace it)")
+    if resolved.is_dir() and any(resolved.iterdir()):
+        if not force:
+            raise TargetNotEmptyError(f"{target}: directory is not empty (use --force to replace an earlier build)")
+        if not looks_built(resolved):
+            raise TargetNotEmptyError(
+                f"{target}: --force replaces only a root made by `dockerlab build`, and this "
+                "directory holds other things; choose an empty or new directory"
+            )
     if not resolved.parent.is_dir():
         raise TargetNotEmptyError(f"{target}: parent directory {resolved.parent} does not exist")
 
 
 def write_atomically(target: Path, write: Callable[[Path], T]) -> T:
-    """Call ``write(staging)`` for a fresh path beside ``target``, then move it into place."""
+    """Call ``write(staging)`` for a fresh path beside ``target``, then move it into place.
+
+    An existing ``target`` is moved aside first and put back if the final rename fails, so it
+    is lost only once the new tree is in place.
+    """
     parent = target.resolve().parent
     staging_dir = Path(tempfile.mkdtemp(prefix=f".{target.name}.building-", dir=parent))
     staging = staging_dir / "root"
+    old = staging_dir / "old"
     try:
         result = write(staging)
-        old = None
         if target.exists():
-            old = staging_dir / "old"
             os.rename(target, old)
-        os.rename(staging, target)
-    except BaseException:
-        _remove(staging_dir)
-        raise
-    _remove(staging_dir)
+        try:
+            os.rename(staging, target)
+        except BaseException:
+            if old.exists():
+                os.rename(old, target)
+            raise
+    finally:
+        remove_tree(staging_dir)
     return result
 
 
-def _remove(path: Path) -> None:
-    """Remove a tree the builder made, including 0000 directories and read-only dirs."""
+def remove_tree(path: Path) -> None:
+    """Remove a tree the builder made, 0000 directories included (``rm -rf`` cannot, as a user)."""
+    if not os.path.lexists(path):
+        return
+
     def fix(func, p, _exc):  # type: ignore[no-untyped-def]
         os.chmod(p, 0o700)
         func(p)
+
     for top, dirs, _ in os.walk(path):
         for d in dirs:
             child = os.path.join(top, d)
             if not os.path.islink(child):  # never follow a link out of the tree
                 os.chmod(child, 0o700)
     shutil.rmtree(path, onerror=fix)
+
+
+def clean(target: Path) -> None:
+    """Remove a root made by ``dockerlab build``; refuse anything else."""
+    resolved = target.resolve()
+    if not resolved.is_dir():
+        raise TargetNotEmptyError(f"{target}: no such directory")
+    for live in _protected_roots():
+        if _related(resolved, live):
+            raise LiveDockerRootError(f"{target}: refusing to remove in or around {live}, a real Docker data root")
+    if not looks_built(resolved):
+        raise TargetNotEmptyError(f"{target}: not a root made by `dockerlab build`; not removing it")
+    remove_tree(resolved)

@@ -13,7 +13,7 @@ import os
 import stat
 
 from . import documents
-from .formats import OPAQUE_XATTRS, WHITEOUT_XATTRS
+from .formats import OPAQUE_XATTRS, OTHER_ROOT_DIRS, WHITEOUT_XATTRS
 from .layer import Layer, gzip_bytes, sha256_digest
 from .plan import ContainerPlan, ImagePlan, LayerPlan, Plan
 
@@ -24,20 +24,6 @@ _HOSTS = (
     b"ff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n"
 )
 _RESOLV_CONF = b"nameserver 10.0.2.3\nsearch lab.internal\n"
-#: Top-level directories a daemon creates beside the three this lab is about (their bolt
-#: databases are not faked: they are binary and not part of the lab).
-_DAEMON_DIRS = (
-    ("buildkit", 0o711),
-    ("containerd", 0o700),
-    ("network", 0o750),
-    ("plugins", 0o700),
-    ("runtimes", 0o700),
-    ("swarm", 0o700),
-    ("tmp", 0o700),
-    ("trust", 0o700),
-    ("volumes", 0o701),
-)
-
 _REFUSED = (errno.EPERM, errno.EACCES, errno.ENOTSUP, errno.EOPNOTSUPP)
 
 
@@ -132,9 +118,10 @@ class _Writer:
         except OSError as exc:
             if exc.errno not in _REFUSED:
                 raise
-        self.write(path, b"", 0o000)
-        self._note("whiteouts written as empty mode-0000 files, not 0/0 devices (mknod needs root)")
+        self.write(path, b"", 0o600)  # writable while its xattr is set (user.* needs write access)
+        self._note("whiteouts written as empty mode-0000 files, not 0/0 devices (mknod was refused)")
         self._set_first_xattr(path, WHITEOUT_XATTRS, b"y", "whiteouts")
+        os.chmod(path, 0o000)
 
     def finish(self) -> None:
         """Apply directory modes and times last, deepest first, so children could be written."""
@@ -266,7 +253,7 @@ def _write_all(plan: Plan, top: str) -> list[str]:
     w = _Writer()
     w.mkdir(top, 0o710)
     w.mkdir(f"{top}/containers", 0o710)
-    for name, mode in _DAEMON_DIRS:
+    for name, mode in OTHER_ROOT_DIRS:
         w.mkdir(f"{top}/{name}", mode)
     w.mkdir(f"{top}/image", 0o700)
     store = f"{top}/image/overlay2"

@@ -56,6 +56,15 @@ def graded_seeds() -> list[tuple[str, int]]:
     return seeds
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Let ``-k task3`` (and ``-k lab2_task3``) select a task's tests."""
+    for item in items:
+        marker = item.get_closest_marker("task")
+        if marker is not None:
+            lab_id, number = marker.args
+            item.extra_keyword_matches.update({f"task{number}", f"{lab_id}_task{number}"})
+
+
 # -- lab implementations -------------------------------------------------------------------------
 
 
@@ -99,6 +108,12 @@ def seed_of_run() -> int:
 def small(seed_of_run: int) -> BuiltRoot:
     """nginx on debian and on alpine, no containers: quick to copy and break."""
     return cached_root(seed=seed_of_run, images=["nginx:latest", "nginx:alpine"], containers=False)
+
+
+@pytest.fixture(scope="session")
+def small_with_containers(seed_of_run: int) -> BuiltRoot:
+    """nginx and alpine with their containers: quick to copy and change."""
+    return cached_root(seed=seed_of_run, images=["nginx:latest", "alpine:3.19"])
 
 
 @pytest.fixture

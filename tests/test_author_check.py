@@ -67,6 +67,7 @@ def test_every_stub_function_has_a_todo_for_its_task_and_raises(lab):
             assert "raise NotImplementedError" in body, f"{name}: a stub must raise NotImplementedError"
     solution = (REPO / "solutions" / lab.module).read_text()
     assert "TODO" not in solution, "solutions carry explanations, not TODOs"
+    assert "Solution:" not in "\n".join(source), "a stub must not carry the solution's explanations"
 
 
 @pytest.mark.parametrize("lab", LABS, ids=lambda lab: lab.id)

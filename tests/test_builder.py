@@ -666,3 +666,20 @@ def test_without_mknod_and_trusted_xattrs_the_build_warns_and_uses_recognised_fa
         assert xattr(p, "trusted.overlay.opaque") is None
         assert formats.is_opaque(p), p
     assert not [p for p in walk(target) if stat.S_ISCHR(os.lstat(p).st_mode)]
+
+
+def test_an_opaque_marker_follows_its_directory_and_hides_only_what_was_below():
+    """moby writes `d/.wh..wh..opq` right after `d/`; the layer's own children stay, as added."""
+    from fakeroot_builder.layer import Entry, Layer
+    from fakeroot_builder.plan import _apply, _changes
+
+    layer = Layer((
+        Entry("a", "dir", 0o755), Entry("a/-x", "file"), Entry("a", "opaque", 0o755),
+        Entry("a/old", "file"), Entry("a/y", "file"),
+    ))
+    assert [e.tar_name for e in layer.entries] == ["a/", "a/.wh..wh..opq", "a/-x", "a/old", "a/y"]
+    below = {"/a", "/a/old", "/a/gone"}
+    assert _apply(below, layer.entries) == {"/a", "/a/-x", "/a/old", "/a/y"}
+    changes = _changes(layer.entries, below)
+    assert changes.added == ("/a/-x", "/a/old", "/a/y")  # nothing below shows through `a`
+    assert changes.changed == () and changes.opaque == ("/a",)

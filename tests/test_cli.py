@@ -86,14 +86,20 @@ def test_build_refuses_a_non_empty_dir_without_force_and_leaves_it_alone(tmp_pat
     assert (out / "notes.txt").read_text() == "mine"
 
 
-def test_build_with_force_replaces_a_non_empty_dir_and_leaves_no_staging_dir(tmp_path, capsys):
+def test_force_never_replaces_a_directory_the_builder_did_not_make(tmp_path, capsys):
     out = tmp_path / "busy"
-    out.mkdir()
-    (out / "notes.txt").write_text("mine")
-    assert main(["build", "--out", str(out), "--images", SMALL, "--force"]) == 0
-    assert not (out / "notes.txt").exists()
-    assert list(repositories(out)) == ["busybox"]
+    (out / "precious").mkdir(parents=True)
+    (out / "precious" / "thesis.txt").write_text("mine")
+    assert main(["build", "--out", str(out), "--images", SMALL, "--force"]) == 2
+    assert "only a root made by `dockerlab build`" in capsys.readouterr().err
+    assert (out / "precious" / "thesis.txt").read_text() == "mine"
     assert leftovers(tmp_path) == []
+
+
+def test_force_never_writes_in_or_around_a_real_docker_root(tmp_path, capsys):
+    for target in ("/var/lib", "/var/lib/docker/overlay2"):
+        assert main(["build", "--out", target, "--force", "--images", SMALL]) == 2
+        assert "real Docker data root" in capsys.readouterr().err
 
 
 def test_rebuild_with_force_over_a_previous_root_leaves_no_staging_dir(tmp_path, capsys):
@@ -147,13 +153,29 @@ def test_an_interrupted_build_leaves_nothing_behind(tmp_path, monkeypatch):
 
 def test_an_interrupted_forced_build_keeps_the_old_tree(tmp_path, monkeypatch):
     out = tmp_path / "root"
-    out.mkdir()
-    (out / "notes.txt").write_text("mine")
+    assert main(["build", "--out", str(out), "--images", SMALL]) == 0
+    before = sorted(p.name for p in out.iterdir())
     interrupt_after_writing(monkeypatch)
     with pytest.raises(RuntimeError, match="disk full"):
-        main(["build", "--out", str(out), "--images", SMALL, "--force"])
-    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+        main(["build", "--out", str(out), "--images", "alpine:3.19", "--force"])
+    assert sorted(p.name for p in out.iterdir()) == before
+    assert list(repositories(out)) == ["busybox"]
     assert leftovers(tmp_path) == []
+
+
+def test_clean_removes_a_built_root_and_nothing_else(tmp_path, capsys):
+    out = tmp_path / "root"
+    assert main(["build", "--out", str(out), "--images", SMALL]) == 0
+    assert main(["clean", str(out)]) == 0 and not out.exists()
+    (tmp_path / "mine").mkdir()
+    assert main(["clean", str(tmp_path / "mine")]) == 2 and (tmp_path / "mine").is_dir()
+
+
+def test_bad_build_arguments_fail_before_anything_is_written(tmp_path, capsys):
+    out = tmp_path / "root"
+    assert main(["build", "--out", str(out), "--images", ","]) == 2
+    assert main(["build", "--out", str(out), "--truth", str(tmp_path / "no" / "t.json")]) == 2
+    assert not out.exists()
 
 
 def test_build_truth_file_has_the_image_ids_of_the_configs_on_disk(tmp_path, capsys):

@@ -198,6 +198,25 @@ def test_a_tampered_parent_no_longer_matches_the_config(lab1, small, broken_copy
 
 
 @task("lab1", 5)
+def test_a_parent_pointing_at_another_stack_of_the_same_depth_does_not_match(lab1, small, broken_copy, check):
+    broken = broken_copy(small)
+    debian, alpine = broken.truth.image("nginx:latest"), broken.truth.image("nginx:alpine")
+    assert len(debian.layers) == len(alpine.layers)
+    top = debian.layers[-1]
+    (broken.path / "image/overlay2/layerdb/sha256" / top.db_id[7:] / "parent").write_text(alpine.layers[-2].db_id)
+    check(lab1.stack_matches_config, broken, "nginx", expect=False)
+
+
+@task("lab1", 5)
+def test_a_layer_entry_with_the_wrong_diff_does_not_match(lab1, small, broken_copy, check):
+    broken = broken_copy(small)
+    middle = broken.truth.image("nginx:latest").layers[3]
+    other = broken.truth.image("nginx:alpine").layers[1].layer_id
+    (broken.path / "image/overlay2/layerdb/sha256" / middle.db_id[7:] / "diff").write_text(other)
+    check(lab1.stack_matches_config, broken, "nginx", expect=False)
+
+
+@task("lab1", 5)
 def test_a_parent_cycle_is_reported_not_followed_forever(lab1, small, broken_copy, check):
     broken = broken_copy(small)
     image = broken.truth.image("nginx:latest")

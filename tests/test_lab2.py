@@ -101,6 +101,14 @@ def test_a_swapped_lower_file_is_reported(lab2, small, broken_copy, check):
 
 
 @task("lab2", 3)
+def test_a_lower_file_in_the_wrong_order_is_reported(lab2, small, broken_copy, check):
+    broken = broken_copy(small)
+    layer = broken.truth.image("nginx:latest").layers[4]
+    expected = corrupt.reverse_lower(broken.path, broken.truth, layer)
+    check(lab2.check_lowers, broken, expect=sorted(expected))
+
+
+@task("lab2", 3)
 def test_a_dangling_link_breaks_every_layer_above_it(lab2, small, broken_copy, check):
     broken = broken_copy(small)
     layer = broken.truth.image("nginx:latest").layers[1]
@@ -130,6 +138,21 @@ def test_a_container_can_be_named_or_abbreviated(lab2, root, check):
     c = root.truth.containers[0]
     for ref in (c.name, c.id[:12]):
         check(lab2.mount_options, root, ref, expect=_mount_options(root, c))
+
+
+@task("lab2", 4)
+def test_a_name_wins_over_an_id_prefix_as_in_docker(lab2, small_with_containers, broken_copy, check):
+    """Docker looks a container up by full id, then by name, then by id prefix."""
+    import json
+
+    broken = broken_copy(small_with_containers)
+    named, other = broken.truth.containers[0], broken.truth.containers[1]
+    config = broken.path / "containers" / named.id / "config.v2.json"
+    doc = json.loads(config.read_text())
+    doc["Name"] = "/" + other.id[:4]  # a name that is also a prefix of the other container's id
+    config.write_text(json.dumps(doc))
+    check(lab2.mount_options, broken, other.id[:4], expect=_mount_options(broken, named))
+    check(lab2.mount_options, broken, other.id[:12], expect=_mount_options(broken, other))
 
 
 # -- task 5 --------------------------------------------------------------------------------------

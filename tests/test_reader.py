@@ -200,3 +200,17 @@ def test_broken_canonical_copy_still_fails_with_a_typed_error(canonical, broken_
     raised(exc_info, MissingEntryError, gone)
     # the reader reports, rather than raises, the layers it cannot follow
     assert deep.layers[len(deep.layers) // 2 + 1].db_id in overlay.check_lowers(str(copy.path))
+
+
+@pytest.mark.parametrize("damage, error", [
+    (lambda p: p.write_text("[]"), errors.CorruptJSONError),
+    (lambda p: p.write_text('{"Repositories": []}'), errors.CorruptJSONError),
+    (lambda p: p.write_bytes(b"\xff\xfe{"), errors.CorruptFileError),
+    (lambda p: (p.unlink(), p.mkdir()), errors.MissingEntryError),
+], ids=["a-list", "repositories-not-a-map", "not-utf8", "a-directory"])
+def test_a_repositories_json_of_the_wrong_shape_is_a_typed_error_naming_it(broken, damage, error):
+    path = broken.path / "image/overlay2/repositories.json"
+    damage(path)
+    with pytest.raises(error) as info:
+        layerdb.resolve_image(str(broken.path), "nginx")
+    assert str(path) in str(info.value)

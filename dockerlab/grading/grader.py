@@ -15,7 +15,6 @@ import hmac
 import multiprocessing
 import multiprocessing.connection
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dockerlab.labinfo import repo_root
+from fakeroot_builder.safety import remove_tree
 
 from . import report, submissions
 
@@ -239,7 +239,7 @@ def grade_class(
             os.environ["DOCKERLAB_GRADE_SCRATCH"] = previous
         report.write_csv(results, labs, out_dir / "grades.csv")
         if not keep:
-            shutil.rmtree(scratch, ignore_errors=True)
+            remove_tree(scratch)
     return results
 
 
@@ -250,7 +250,7 @@ def _finish(job: _Job, note: str, out_dir: Path, keep: bool) -> report.StudentRe
         result = report.StudentResult(job.student, [], f"could not be scored: {exc}")
     report.write_student(result, out_dir)
     if not keep:
-        shutil.rmtree(job.folder, ignore_errors=True)
+        remove_tree(job.folder)
     return result
 
 

@@ -74,10 +74,14 @@ STUDENT_README = """\
 
 Your work goes in `labs/` ({labs}). Each function has a docstring and a `# TODO: task N`.
 
-    python -m pip install -e ".[test]"   # once
-    tox -e lab1                          # or: pytest tests/test_lab1.py --impl labs
+    python3 -m venv .venv && . .venv/bin/activate && pip install tox -e .   # once
+    . .venv/bin/activate                 # in each new shell
+    tox -e lab1                          # lab 1 against your labs/ (tox -e lab1 -- -k task3: one task)
     dockerlab hint lab1 3                # the hint of a task
     dockerlab student-id <your id>       # also test on a tree of your own
+    dockerlab build --out ~/fake-docker  # a Docker root to explore (dockerlab clean ~/fake-docker)
+
+The handouts are in `labs/lab1/README.md` and `labs/lab2/README.md` (한국어: `README.ko.md`).
 
 The tests compare your answers with what the builder wrote. Grading runs the same tests on trees
 generated for you alone, so answers copied from another tree score nothing: read the disk.

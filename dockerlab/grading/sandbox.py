@@ -48,24 +48,37 @@ class SandboxDir:
 
 
 def copy_labs(source: Path, target: Path) -> list[str]:
-    """Copy only ``labs/**/*.py`` (regular files, no symlinks, size-capped); returns what was skipped."""
+    """Copy only ``labs/**/*.py`` (regular files, no symlinks anywhere on the way, size-capped).
+
+    Returns what was skipped. A ``labs`` that is itself a symlink (``labs -> ../../solutions``)
+    is skipped whole: only files that really are in the submission are graded.
+    """
+    if source.is_symlink():
+        return [f"{source.name}: a symlink, not the submission's own folder"]
+    if not source.is_dir():
+        return []
     skipped: list[str] = []
     count = 0
-    for path in sorted(source.rglob("*.py")) if source.is_dir() else []:
-        rel = path.relative_to(source)
-        if path.is_symlink() or any(p.is_symlink() for p in path.parents if source in p.parents):
-            skipped.append(f"{rel}: symlink")
-            continue
-        if not path.is_file() or path.stat().st_size > MAX_FILE:
-            skipped.append(f"{rel}: not a regular file of at most {MAX_FILE} bytes")
-            continue
-        if rel.name == "conftest.py" or count >= MAX_FILES:
-            skipped.append(f"{rel}: ignored")
-            continue
-        dest = target / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, dest)
-        count += 1
+    for top, dirs, files in os.walk(source, followlinks=False):
+        for d in [d for d in dirs if os.path.islink(os.path.join(top, d))]:
+            skipped.append(f"{Path(top, d).relative_to(source)}: symlink")
+            dirs.remove(d)
+        dirs.sort()
+        for name in sorted(f for f in files if f.endswith(".py")):
+            path = Path(top, name)
+            rel = path.relative_to(source)
+            st = os.lstat(path)
+            if stat.S_ISLNK(st.st_mode):
+                skipped.append(f"{rel}: symlink")
+            elif not stat.S_ISREG(st.st_mode) or st.st_size > MAX_FILE:
+                skipped.append(f"{rel}: not a regular file of at most {MAX_FILE} bytes")
+            elif name == "conftest.py" or count >= MAX_FILES:
+                skipped.append(f"{rel}: ignored")
+            else:
+                dest = target / rel
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, dest, follow_symlinks=False)
+                count += 1
     return skipped
 
 

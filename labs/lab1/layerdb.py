@@ -61,17 +61,6 @@ def _digest(value: str, path: str) -> str:
 # -- task 1: name or id → image id → layer ids ---------------------------------------------------
 
 
-def _normalize(ref: str) -> str:
-    """``nginx`` → ``nginx:latest``; ``docker.io/library/nginx`` → ``nginx``, as the CLI does."""
-    for prefix in ("docker.io/", "index.docker.io/"):
-        ref = ref.removeprefix(prefix)
-    ref = ref.removeprefix("library/")
-    last = ref.rsplit("/", 1)[-1]
-    if "@" not in last and ":" not in last:
-        ref += ":latest"
-    return ref
-
-
 def resolve_image(root: str, ref: str) -> str:
     """The image id (``sha256:…``) that ``ref`` names, as ``docker image inspect REF`` finds it.
 
@@ -79,11 +68,11 @@ def resolve_image(root: str, ref: str) -> str:
     reference (``nginx@sha256:…``), a full image id (with or without ``sha256:``) or a unique
     prefix of one (``2a4fbb36e966``).
     """
-    # Solution: names go through repositories.json; anything else is matched against the files
-    # of imagedb/content/sha256, whose names are the image ids.
-    # TODO: task 1: look the (normalized) name up in image/overlay2/repositories.json;
-    #   otherwise treat ref as a full or short image id: the files of
-    #   image/overlay2/imagedb/content/sha256/ are named by image id. Unknown → UnknownReferenceError.
+    # TODO: task 1: normalize a name as the docker CLI does ("nginx" → "nginx:latest",
+    #   "docker.io/library/nginx" → "nginx:latest") and look it up in
+    #   image/overlay2/repositories.json; otherwise treat ref as a full or short image id: the
+    #   files of image/overlay2/imagedb/content/sha256/ are named by image id. Unknown or
+    #   ambiguous → UnknownReferenceError naming ref.
     raise NotImplementedError("task 1: resolve_image() is not written yet")
 
 

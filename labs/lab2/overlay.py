@@ -84,29 +84,12 @@ def _layerdb(root: str) -> str:
     return os.path.join(root, "image", "overlay2", "layerdb", "sha256")
 
 
-def _parent_cache_chain(root: str, db_id: str) -> list[str]:
-    """Cache-ids of the layers below ``db_id`` by the layer DB's ``parent`` files, nearest first."""
-    chain: list[str] = []
-    seen = {db_id}
-    entry = os.path.join(_layerdb(root), db_id[7:])
-    while os.path.exists(os.path.join(entry, "parent")):
-        parent = _read_text(os.path.join(entry, "parent"))
-        if parent in seen:
-            raise ParentCycleError(os.path.join(entry, "parent"), f"parent chain loops back to {parent}")
-        seen.add(parent)
-        entry = os.path.join(_layerdb(root), parent.removeprefix("sha256:"))
-        chain.append(_read_text(os.path.join(entry, "cache-id")))
-    return chain
-
-
 def check_lowers(root: str) -> list[str]:
     """Db ids of the layers whose ``lower`` chain disagrees with their ``parent`` chain, sorted.
 
     A layer disagrees when its lower chain (as cache-ids) is not the cache-ids of its parent,
     grandparent… or when either chain cannot be followed (missing file, dangling link).
     """
-    # Solution: compute both chains per layer DB entry; any error while following one is a
-    # disagreement too, reported rather than raised.
     # TODO: task 3: for every layerdb entry compare lower_chain(its cache-id) with the
     #   cache-ids of its parent, grandparent…; list the db ids that disagree (or cannot be read).
     raise NotImplementedError("task 3: check_lowers() is not written yet")
@@ -115,32 +98,16 @@ def check_lowers(root: str) -> list[str]:
 # -- task 4: the mount of a container -------------------------------------------------------------
 
 
-def _container_id(root: str, container: str) -> str:
-    """The full id of a container given its id, a unique id prefix, or its name."""
-    base = os.path.join(root, "containers")
-    ids = sorted(os.listdir(base)) if os.path.isdir(base) else []
-    if container in ids:
-        return container
-    matches = [i for i in ids if i.startswith(container)]
-    if len(matches) == 1:
-        return matches[0]
-    for cid in ids:
-        config = os.path.join(base, cid, "config.v2.json")
-        if os.path.exists(config) and _read_json(config).get("Name") == "/" + container:
-            return cid
-    raise UnknownReferenceError(base, f"no single container called {container!r}")
-
-
 def mount_options(root: str, container: str) -> str:
     """The overlay mount options Docker passes for ``container`` (id, id prefix or name).
 
     ``lowerdir=<root>/overlay2/l/<init link>:…:<root>/overlay2/l/<base link>,``
     ``upperdir=<root>/overlay2/<mount-id>/diff,workdir=<root>/overlay2/<mount-id>/work``
     """
-    # Solution: containers are found through layerdb/mounts/<id>/mount-id; the RW layer's `lower`
-    # already starts with the -init layer, and each l/<link> becomes an absolute path.
-    # TODO: task 4: container → layerdb/mounts/<id>/mount-id → overlay2/<mount-id>/lower;
-    #   make each l/<link> absolute; add upperdir (…/diff) and workdir (…/work).
+    # TODO: task 4: find the container as docker does (full id, then name as in its
+    #   config.v2.json "Name", then a unique id prefix) → layerdb/mounts/<id>/mount-id →
+    #   overlay2/<mount-id>/lower; make each l/<link> absolute; add upperdir (…/diff) and
+    #   workdir (…/work).
     raise NotImplementedError("task 4: mount_options() is not written yet")
 
 
@@ -151,36 +118,17 @@ def _is_dir(path: str) -> bool:
     return stat.S_ISDIR(os.lstat(path).st_mode)
 
 
-def _visible_below(rel: str, lowers: list[str]) -> bool:
-    """Whether ``rel`` exists in the union of ``lowers`` (diff dirs, nearest first)."""
-    parts = rel.split("/")
-    for diff in lowers:
-        hidden_below = False
-        for depth in range(1, len(parts) + 1):
-            path = os.path.join(diff, *parts[:depth])
-            if not os.path.lexists(path):
-                break
-            if is_whiteout(path):
-                return False
-            if depth == len(parts):
-                return True
-            if not _is_dir(path):
-                return False  # a file over a directory hides what was below it
-            if is_opaque(path):
-                hidden_below = True
-        if hidden_below:
-            return False
-    return False
-
-
 def layer_changes(root: str, cache_id: str) -> dict:
     """What layer ``cache_id`` adds, changes and deletes, compared with the layers below it.
 
     Returns ``{"added": […], "changed": […], "deleted": […], "opaque": […]}``, each a sorted
     list of absolute paths (``/etc/nginx/nginx.conf``). A whiteout is a deletion; an opaque
-    directory is listed in ``opaque`` (and in ``added`` if nothing below had it); a directory
-    that exists below is not a change by itself.
+    directory is listed in ``opaque`` (and in ``added`` if nothing below had it), and what sits
+    in it is added (nothing below shows through it); a directory that exists below is not a
+    change by itself.
     """
     # TODO: task 5: walk diff/; whiteouts are deletions; a path visible in the lower layers
-    #   is a change, otherwise an addition; note opaque directories.
+    #   is a change, otherwise an addition; note opaque directories. Look a path up in the
+    #   lower layers nearest first, as overlayfs does: a whiteout, a file over a directory or
+    #   an opaque directory on the way hides everything farther down.
     raise NotImplementedError("task 5: layer_changes() is not written yet")

@@ -74,6 +74,21 @@ def _normalize(ref: str) -> str:
     return ref
 
 
+def _references(root: str) -> tuple[dict[str, str], str]:
+    """Every reference of repositories.json (``nginx:latest`` → image id), and the file's path.
+
+    The file is ``{"Repositories": {"<repo>": {"<ref>": "<image id>"}}}``; a daemon that never
+    pulled anything may not have it yet.
+    """
+    path = os.path.join(_store(root), "repositories.json")
+    if not os.path.exists(path):
+        return {}, path
+    repos = _read_json(path).get("Repositories", {})
+    if not isinstance(repos, dict) or not all(isinstance(r, dict) for r in repos.values()):
+        raise CorruptJSONError(path, 'expected {"Repositories": {"<repo>": {"<ref>": "<image id>"}}}')
+    return {ref: target for refs in repos.values() for ref, target in refs.items()}, path
+
+
 def resolve_image(root: str, ref: str) -> str:
     """The image id (``sha256:…``) that ``ref`` names, as ``docker image inspect REF`` finds it.
 
@@ -83,15 +98,13 @@ def resolve_image(root: str, ref: str) -> str:
     """
     # Solution: names go through repositories.json; anything else is matched against the files
     # of imagedb/content/sha256, whose names are the image ids.
-    repos_path = os.path.join(_store(root), "repositories.json")
-    repos = _read_json(repos_path) if os.path.exists(repos_path) else {"Repositories": {}}
+    refs, repos_path = _references(root)
     wanted = _normalize(ref)
-    for refs in repos.get("Repositories", {}).values():
-        if wanted in refs:
-            return _digest(refs[wanted], repos_path)
+    if wanted in refs:
+        return _digest(refs[wanted], repos_path)
     content = os.path.join(_store(root), "imagedb", "content", "sha256")
     prefix = ref.removeprefix("sha256:")
-    if re.fullmatch(r"[a-f0-9]{1,64}", prefix):
+    if re.fullmatch(r"[a-f0-9]{1,64}", prefix) and os.path.isdir(content):
         matches = sorted(n for n in os.listdir(content) if n.startswith(prefix))
         if len(matches) == 1:
             return "sha256:" + matches[0]
@@ -103,11 +116,8 @@ def resolve_image(root: str, ref: str) -> str:
 def image_refs(root: str, image_id: str) -> list[str]:
     """Every reference in repositories.json that points at ``image_id``, sorted."""
     # Solution: invert the repositories.json map.
-    repos_path = os.path.join(_store(root), "repositories.json")
-    if not os.path.exists(repos_path):
-        return []
-    repos = _read_json(repos_path)
-    return sorted(r for refs in repos.get("Repositories", {}).values() for r, i in refs.items() if i == image_id)
+    refs, _ = _references(root)
+    return sorted(ref for ref, target in refs.items() if target == image_id)
 
 
 def image_layer_ids(root: str, ref: str) -> list[str]:

@@ -146,19 +146,23 @@ def check_lowers(root: str) -> list[str]:
 
 
 def _container_id(root: str, container: str) -> str:
-    """The full id of a container given its id, a unique id prefix, or its name."""
+    """The full id of a container, looked up as Docker does: full id, then name, then id prefix."""
     base = os.path.join(root, "containers")
     ids = sorted(os.listdir(base)) if os.path.isdir(base) else []
+    if not container:
+        raise UnknownReferenceError(base, "an empty container reference names nothing")
     if container in ids:
         return container
+    name = "/" + container.lstrip("/")
+    for cid in ids:
+        config = os.path.join(base, cid, "config.v2.json")
+        if os.path.exists(config) and _read_json(config).get("Name") == name:
+            return cid
     matches = [i for i in ids if i.startswith(container)]
     if len(matches) == 1:
         return matches[0]
-    for cid in ids:
-        config = os.path.join(base, cid, "config.v2.json")
-        if os.path.exists(config) and _read_json(config).get("Name") == "/" + container:
-            return cid
-    raise UnknownReferenceError(base, f"no single container called {container!r}")
+    problem = "is ambiguous" if matches else "names no container"
+    raise UnknownReferenceError(base, f"{container!r} {problem}")
 
 
 def mount_options(root: str, container: str) -> str:
@@ -187,13 +191,15 @@ def _is_dir(path: str) -> bool:
     return stat.S_ISDIR(os.lstat(path).st_mode)
 
 
-def _visible_below(rel: str, lowers: list[str]) -> bool:
-    """Whether ``rel`` exists in the union of ``lowers`` (diff dirs, nearest first)."""
+def _visible_below(rel: str, diff: str, lowers: list[str]) -> bool:
+    """Whether ``rel`` of layer ``diff`` shows a path of the union of ``lowers`` (nearest first)."""
     parts = rel.split("/")
-    for diff in lowers:
+    if any(is_opaque(os.path.join(diff, *parts[:depth])) for depth in range(1, len(parts))):
+        return False  # inside this layer's own opaque directory nothing from below shows
+    for lower in lowers:
         hidden_below = False
         for depth in range(1, len(parts) + 1):
-            path = os.path.join(diff, *parts[:depth])
+            path = os.path.join(lower, *parts[:depth])
             if not os.path.lexists(path):
                 break
             if is_whiteout(path):
@@ -214,8 +220,9 @@ def layer_changes(root: str, cache_id: str) -> dict:
 
     Returns ``{"added": […], "changed": […], "deleted": […], "opaque": […]}``, each a sorted
     list of absolute paths (``/etc/nginx/nginx.conf``). A whiteout is a deletion; an opaque
-    directory is listed in ``opaque`` (and in ``added`` if nothing below had it); a directory
-    that exists below is not a change by itself.
+    directory is listed in ``opaque`` (and in ``added`` if nothing below had it), and what sits
+    in it is added (nothing below shows through it); a directory that exists below is not a
+    change by itself.
     """
     # Solution: walk diff/; look every path up in the lower layers as overlayfs would.
     diff = os.path.join(_layer_dir(root, cache_id), "diff")
@@ -228,7 +235,7 @@ def layer_changes(root: str, cache_id: str) -> dict:
             if is_whiteout(path):
                 out["deleted"].append("/" + rel)
                 continue
-            below = _visible_below(rel, lowers)
+            below = _visible_below(rel, diff, lowers)
             if _is_dir(path):
                 if is_opaque(path):
                     out["opaque"].append("/" + rel)

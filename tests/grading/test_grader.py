@@ -138,6 +138,9 @@ _pwn()
         for path in sorted((zipped / "labs").rglob("*.py")):
             zf.write(path, f"dockerlab-main/{path.relative_to(zipped).as_posix()}")
     expected["zipped"] = LAB1.points
+    (class_dir / "symlinked").mkdir()
+    (class_dir / "symlinked" / "labs").symlink_to(REPO / "solutions")  # labs -> the answer key
+    expected["symlinked"] = 0
 
     before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in class_dir.rglob("*") if p.is_file()}
     results = grade_class(class_dir, out, SECRET, ["lab1"], jobs=2, timeouts=Timeouts(test=3, submission=120),
@@ -150,7 +153,7 @@ _pwn()
 
 @pytest.mark.parametrize("student", [
     "perfect", "blank", "half", "hang", "exit-import", "exit-call", "fake-summary", "monkeypatch",
-    "cheat", "memory", "writer", "forged-eq", "conftest", "zipped",
+    "cheat", "memory", "writer", "forged-eq", "conftest", "zipped", "symlinked",
 ])
 def test_each_submission_scores_the_tasks_it_did_not_break(graded, student):
     result = graded["results"][student]
