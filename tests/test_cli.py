@@ -13,7 +13,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -277,6 +276,8 @@ def test_inspect_with_unfinished_lab_stubs_is_a_clear_error_not_a_traceback(cano
 
 
 def test_hint_prints_the_task_hint_from_info_toml(capsys):
+    from dockerlab.labinfo import tomllib  # tomli on Python 3.10
+
     with open(REPO / "labs/info.toml", "rb") as fh:
         info = tomllib.load(fh)
     lab1 = next(lab for lab in info["labs"] if lab["id"] == "lab1")
