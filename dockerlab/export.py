@@ -34,6 +34,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from fakeroot_builder.documents import go_json as _go_json
 from fakeroot_builder.errors import (
     CorruptJSONError,
     LayerMismatchError,
@@ -42,7 +43,9 @@ from fakeroot_builder.errors import (
     OutputExistsError,
     UnknownReferenceError,
 )
-from fakeroot_builder.layer import crc64_iso
+from fakeroot_builder.formats import source_repository as _qualified
+from fakeroot_builder.layer import Entry, crc64_iso
+from fakeroot_builder.layer import ustar_header as layer_header
 
 from .impl import Implementation, default_impl, load
 
@@ -99,14 +102,6 @@ _MAX_CONCURRENT_DOWNLOADS = 3
 # -- Go spellings ----------------------------------------------------------------------------------
 
 
-def _go_json(value: Any) -> bytes:
-    """Compact JSON as Go's ``json.Marshal`` writes it (HTML-escaped, insertion order kept)."""
-    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    for char, escape in (("&", "\\u0026"), ("<", "\\u003c"), (">", "\\u003e")):
-        text = text.replace(char, escape)
-    return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").encode()
-
-
 def _epoch_seconds(go_time: str) -> int:
     """Seconds since the epoch of an RFC 3339 time (fraction dropped, as a USTAR mtime keeps it)."""
     match = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)", go_time)
@@ -135,14 +130,6 @@ def _split_ref(ref: str) -> tuple[str, str | None, str | None]:
     if tag is None and not digest:
         tag = "latest"
     return repo, tag, digest or None
-
-
-def _qualified(repo: str) -> str:
-    """The fully qualified repository a pull records (``nginx`` → ``docker.io/library/nginx``)."""
-    first = repo.split("/", 1)[0]
-    if "/" in repo and ("." in first or ":" in first or first == "localhost"):
-        return repo
-    return f"docker.io/{repo}" if "/" in repo else f"docker.io/library/{repo}"
 
 
 def _path_in_registry(repo: str) -> str:
@@ -212,28 +199,14 @@ def save_repositories(repo_tags: Sequence[str], top_v1_id: str) -> bytes | None:
 def ustar_header(name: str, size: int, mtime: int, *, directory: bool = False) -> bytes:
     """One header of the outer save archive, as Go's ``archive/tar`` writes it for moby.
 
-    POSIX USTAR, the file type bits kept in the mode field (``0040755``/``0100644``), owner
-    ``root`` (uid/gid 0), device numbers filled with zeros, checksum ``%06o\\0 ``.
+    The same layout as the layers' own headers (:func:`fakeroot_builder.layer.ustar_header`):
+    USTAR, file type bits in the mode field, owner ``root``, zero device numbers.
     """
-    raw = name.encode()
-    if len(raw) > 100:
+    if len(name.encode()) > 100:
         raise ValueError(f"name too long for the save archive: {name!r}")
-    block = bytearray(_BLOCK)
-    block[0 : len(raw)] = raw
-    block[100:108] = b"%07o\0" % (0o040755 if directory else 0o100644)
-    block[108:116] = b"0000000\0"
-    block[116:124] = b"0000000\0"
-    block[124:136] = b"%011o\0" % size
-    block[136:148] = b"%011o\0" % mtime
-    block[148:156] = b" " * 8
-    block[156:157] = b"5" if directory else b"0"
-    block[257:265] = b"ustar\x0000"
-    block[265:269] = b"root"
-    block[297:301] = b"root"
-    block[329:337] = b"0000000\0"
-    block[337:345] = b"0000000\0"
-    block[148:156] = b"%06o\0 " % sum(block)
-    return bytes(block)
+    if directory:
+        return layer_header(Entry(name.rstrip("/"), "dir", 0o755, mtime=mtime), 0)
+    return layer_header(Entry(name, "file", 0o644, mtime=mtime), size)
 
 
 # -- reassembling a layer tar from tar-split -------------------------------------------------------

@@ -30,6 +30,7 @@ __all__ = [
     "is_whiteout",
     "read_json",
     "read_text",
+    "source_repository",
 ]
 
 #: ``sha256:`` followed by 64 lowercase hex: diff ids, chain ids, image ids, digests.
@@ -130,3 +131,15 @@ def read_json(path: str | os.PathLike[str]) -> dict:
     if not isinstance(value, dict):
         raise CorruptJSONError(path, f"expected a JSON object, found {type(value).__name__}")
     return value
+
+
+def source_repository(repo: str) -> str:
+    """The fully qualified repository a pull records (``nginx`` → ``docker.io/library/nginx``).
+
+    ``SourceRepository`` in ``distribution/v2metadata-by-diffid`` is spelled this way; a name
+    whose first part looks like a host (``127.0.0.1:5000/demo``) is already qualified.
+    """
+    first = repo.split("/", 1)[0]
+    if "/" in repo and ("." in first or ":" in first or first == "localhost"):
+        return repo
+    return f"docker.io/{repo}" if "/" in repo else f"docker.io/library/{repo}"

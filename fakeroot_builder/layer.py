@@ -24,7 +24,7 @@ from typing import Literal
 
 from .formats import WHITEOUT_OPAQUE, WHITEOUT_PREFIX
 
-__all__ = ["Entry", "Kind", "Layer", "crc64_iso", "gzip_bytes", "sha256_digest"]
+__all__ = ["Entry", "Kind", "Layer", "crc64_iso", "gzip_bytes", "sha256_digest", "ustar_header"]
 
 Kind = Literal["file", "dir", "symlink", "hardlink", "whiteout", "opaque"]
 
@@ -115,7 +115,8 @@ def _split_name(name: str) -> tuple[bytes, bytes]:
     raise ValueError(f"path too long for a ustar header: {name!r}")
 
 
-def _header(entry: Entry, size: int) -> bytes:
+def ustar_header(entry: Entry, size: int) -> bytes:
+    """The 512-byte header of ``entry`` as moby's archive writes it (``size`` bytes follow)."""
     kind = "file" if entry.kind in ("whiteout", "opaque") else entry.kind
     if entry.kind == "whiteout":
         mode = 0o600  # what moby's overlay whiteout converter writes
@@ -164,7 +165,7 @@ class Layer:
         pending = b""  # raw bytes tar-split has read but not yet recorded
         for entry in self.entries:
             data = entry.data if entry.kind == "file" else b""
-            header = _header(entry, len(data))
+            header = ustar_header(entry, len(data))
             raw = pending + header
             lines.append(_segment(raw, len(lines)))
             lines.append(_file_entry(entry.tar_name, data, len(lines)))

@@ -14,6 +14,7 @@ from typing import Any
 
 from . import CANONICAL_SEED, documents
 from .errors import UnknownImageError
+from .formats import source_repository
 from .layer import Entry, Layer, sha256_digest
 from .provider import new_faker, reseeded_faker
 from .recipe import ContainerRecipe, ImageRecipe, LayerRecipe, derived_seed
@@ -42,11 +43,6 @@ class LayerPlan:
     link: str
     has_child: bool = False
     changes: Changes = field(default_factory=Changes)
-
-    @property
-    def depth(self) -> int:
-        """Layers below this one."""
-        return 0 if self.parent is None else self.parent.depth + 1
 
     def chain(self) -> list[LayerPlan]:
         """This layer and every one below it, nearest first."""
@@ -341,7 +337,7 @@ class _Planner:
             diff_ids=diff_ids,
         )
         repo = recipe.name.rsplit(":", 1)[0]
-        source = _source_repository(repo)
+        source = source_repository(repo)
         stack = self._stack(layers, source if recipe.pulled else None)
         refs = {tag: repo for tag in recipe.all_tags}
         manifest_bytes = None
@@ -480,14 +476,6 @@ def _normalize(name: str) -> str:
     """``nginx`` → ``nginx:latest``; leaves digests and explicit tags alone."""
     last = name.rsplit("/", 1)[-1]
     return name if (":" in last or "@" in last) else name + ":latest"
-
-
-def _source_repository(repo: str) -> str:
-    """The fully qualified repository a pull came from (``nginx`` → ``docker.io/library/nginx``)."""
-    first = repo.split("/", 1)[0]
-    if "/" in repo and ("." in first or ":" in first or first == "localhost"):
-        return repo
-    return f"docker.io/{repo}" if "/" in repo else f"docker.io/library/{repo}"
 
 
 def make_plan(

@@ -65,11 +65,6 @@ class DockerProvider(BaseProvider):
         """A generated container name, e.g. ``festive_lovelace``."""
         return f"{self.random_element(_ADJECTIVES)}_{self.random_element(_SURNAMES)}"
 
-    def moment_after(self, start: datetime, max_seconds: int = 3600) -> datetime:
-        """A UTC time up to ``max_seconds`` after ``start``, with nanosecond-looking precision."""
-        seconds = self.generator.random.uniform(1, max_seconds)
-        return start + timedelta(seconds=seconds)
-
     def build_date(self, year_from: int = 2023, year_to: int = 2025) -> datetime:
         """When an upstream image was built, e.g. ``2023-09-20 03:34:31+00:00``."""
         start = datetime(year_from, 1, 1, tzinfo=timezone.utc)

@@ -142,7 +142,6 @@ class ContainerRecipe:
     state: str = "created"
     cmd: tuple[str, ...] | None = None
     changes: Callable[[LayerContext], None] | None = None
-    labels: Mapping[str, str] = field(default_factory=dict)
 
     def rw_entries(self, seed: int, key: str, mtime: datetime) -> Iterable[Entry]:
         """The entries a run left in the container's RW layer (none for a created container)."""
