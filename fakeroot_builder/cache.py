@@ -14,14 +14,15 @@ import shutil
 from functools import lru_cache
 import stat
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .safety import remove_tree
 from .truth import RootTruth
 
-__all__ = ["BuiltRoot", "cache_dir", "cached_root", "copy_root", "source_fingerprint"]
+__all__ = ["BuiltRoot", "cache_dir", "cached_root", "copy_root", "graded_root", "source_fingerprint", "GRADED_ROOTS"]
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,23 @@ def cached_root(
         remove_tree(staging)
         raise
     return BuiltRoot(final / "root", RootTruth.from_json(truth_file.read_text()))
+
+
+#: Every kind of root the graded tests use, by name, as ``cached_root`` arguments for a seed.
+#: The tests' fixtures and the grader (which builds them before any student code runs) both
+#: read this table, so they cannot drift apart.
+GRADED_ROOTS: dict[str, Callable[[int], dict[str, Any]]] = {
+    "full": lambda seed: {"seed": seed},
+    "other-host": lambda seed: {"seed": seed, "host_seed": seed + 1},
+    "other-content": lambda seed: {"seed": seed + 1, "images": ["nginx:latest"], "containers": False},
+    "small": lambda seed: {"seed": seed, "images": ["nginx:latest", "nginx:alpine"], "containers": False},
+    "small-with-containers": lambda seed: {"seed": seed, "images": ["nginx:latest", "alpine:3.19"]},
+}
+
+
+def graded_root(kind: str, seed: int, base: Path | None = None) -> BuiltRoot:
+    """The root of kind ``kind`` (a key of :data:`GRADED_ROOTS`) for ``seed``."""
+    return cached_root(**GRADED_ROOTS[kind](seed), base=base)
 
 
 def _prune(roots: Path) -> None:

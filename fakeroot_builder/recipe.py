@@ -9,7 +9,6 @@ content does not depend on which other images are built alongside it.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,6 +18,7 @@ from faker import Faker
 
 from .layer import Entry
 from .provider import reseeded_faker
+from .seeds import derived_seed
 
 __all__ = [
     "ContainerRecipe",
@@ -28,12 +28,6 @@ __all__ = [
     "Step",
     "derived_seed",
 ]
-
-
-def derived_seed(seed: int, *names: str) -> int:
-    """A stable 64-bit seed for ``names`` under ``seed`` (Python's ``hash`` is salted per run)."""
-    text = ":".join([str(seed), *names]).encode()
-    return int.from_bytes(hashlib.sha256(text).digest()[:8], "big")
 
 
 class LayerContext:

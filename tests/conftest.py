@@ -17,9 +17,9 @@ import pytest
 
 from dockerlab import labinfo
 from dockerlab.impl import Implementation, MissingFunction, load
-from fakeroot_builder.cache import BuiltRoot, cached_root, copy_root
-from fakeroot_builder.plan import CANONICAL_SEED
-from fakeroot_builder.recipe import derived_seed
+from fakeroot_builder.cache import BuiltRoot, copy_root, graded_root
+from fakeroot_builder import CANONICAL_SEED
+from fakeroot_builder.seeds import derived_seed
 
 REPO = Path(__file__).resolve().parent.parent
 _results: dict[tuple[str, int], list[str]] = defaultdict(list)
@@ -89,13 +89,13 @@ def lab2(impl_choice: str) -> Implementation:
 @pytest.fixture(scope="session", params=graded_seeds(), ids=lambda p: p[0])
 def root(request: pytest.FixtureRequest) -> BuiltRoot:
     """A full root (every catalogue image, containers) for each graded seed."""
-    return cached_root(seed=request.param[1])
+    return graded_root("full", request.param[1])
 
 
 @pytest.fixture(scope="session")
 def canonical() -> BuiltRoot:
     """The canonical root the handouts show."""
-    return cached_root(seed=CANONICAL_SEED)
+    return graded_root("full", CANONICAL_SEED)
 
 
 @pytest.fixture(scope="session")
@@ -107,13 +107,13 @@ def seed_of_run() -> int:
 @pytest.fixture(scope="session")
 def small(seed_of_run: int) -> BuiltRoot:
     """nginx on debian and on alpine, no containers: quick to copy and break."""
-    return cached_root(seed=seed_of_run, images=["nginx:latest", "nginx:alpine"], containers=False)
+    return graded_root("small", seed_of_run)
 
 
 @pytest.fixture(scope="session")
 def small_with_containers(seed_of_run: int) -> BuiltRoot:
     """nginx and alpine with their containers: quick to copy and change."""
-    return cached_root(seed=seed_of_run, images=["nginx:latest", "alpine:3.19"])
+    return graded_root("small-with-containers", seed_of_run)
 
 
 @pytest.fixture

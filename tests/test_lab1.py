@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from fakeroot_builder import corrupt
-from fakeroot_builder.cache import cached_root
+from fakeroot_builder.cache import graded_root
 from fakeroot_builder.errors import ParentCycleError, UnknownReferenceError
 
 task = pytest.mark.task
@@ -229,7 +229,7 @@ def test_a_parent_cycle_is_reported_not_followed_forever(lab1, small, broken_cop
 
 @task("lab1", 6)
 def test_same_pull_on_another_host_keeps_db_ids_and_changes_cache_ids(lab1, root, check):
-    other = cached_root(seed=root.truth.seed, host_seed=root.truth.seed + 1)
+    other = graded_root("other-host", root.truth.seed)
     for name in ("nginx:latest", "alpine:3.19"):
         a, b = root.truth.image(name), other.truth.image(name)
         rows = [
@@ -243,7 +243,7 @@ def test_same_pull_on_another_host_keeps_db_ids_and_changes_cache_ids(lab1, root
 
 @task("lab1", 6)
 def test_different_content_means_different_db_ids(lab1, root, check):
-    other = cached_root(seed=root.truth.seed + 1, images=["nginx:latest"], containers=False)
+    other = graded_root("other-content", root.truth.seed)
     a, b = root.truth.image("nginx:latest"), other.truth.image("nginx:latest")
     rows = [
         {"layer_id": la.layer_id, "db_id_a": la.db_id, "db_id_b": lb.db_id,

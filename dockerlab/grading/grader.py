@@ -103,20 +103,15 @@ class _Job:
 
 
 def _prebuild(job: _Job) -> None:
-    """Build the student's roots the tests will ask for, before any worker starts.
+    """Build every root the graded tests will ask for, before any worker starts.
 
     Only an optimisation: a worker sees the roots that exist when it starts, and restarts for a
-    root it cannot see; building them first saves those restarts. The calls mirror the tests'.
+    root it cannot see; building them first saves those restarts.
     """
-    from fakeroot_builder.cache import cached_root
+    from fakeroot_builder.cache import GRADED_ROOTS, graded_root
 
-    seed = job.seeds[-1]
-    cached_root(seed=seed)
-    if "lab1" in job.labs:
-        cached_root(seed=seed, host_seed=seed + 1)
-        cached_root(seed=seed + 1, images=["nginx:latest"], containers=False)
-    if "lab2" in job.labs:
-        cached_root(seed=seed, images=["nginx:latest", "nginx:alpine"], containers=False)
+    for kind in GRADED_ROOTS:
+        graded_root(kind, job.seeds[-1])
 
 
 def _run_child(job: _Job, shared: Path) -> None:  # pragma: no cover - runs in the forked child
