@@ -67,7 +67,8 @@ def cached_root(
     from .build import build_root
 
     key = f"{seed}|{host_seed}|{','.join(images or ['*'])}|{containers}"
-    name = hashlib.sha256(key.encode()).hexdigest()[:20]
+    # The grader sets a per-run salt: a root's folder name then says nothing about its seed.
+    name = hashlib.sha256((os.environ.get("DOCKERLAB_CACHE_SALT", "") + key).encode()).hexdigest()[:20]
     roots = (base or cache_dir()) / "roots"
     home = roots / source_fingerprint()
     final = home / name

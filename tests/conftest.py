@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import pytest
 
 from dockerlab import labinfo
 from dockerlab.impl import Implementation, MissingFunction, load
 from fakeroot_builder.cache import BuiltRoot, copy_root, graded_root
+from fakeroot_builder.safety import remove_tree
 from fakeroot_builder import CANONICAL_SEED
 from fakeroot_builder.seeds import derived_seed
 
@@ -117,13 +119,23 @@ def small_with_containers(seed_of_run: int) -> BuiltRoot:
 
 
 @pytest.fixture
-def broken_copy(tmp_path: Path) -> Callable[[BuiltRoot], BuiltRoot]:
-    """Copy a cached root into ``tmp_path`` so a test may damage it."""
+def broken_copy(tmp_path: Path) -> Iterator[Callable[[BuiltRoot], BuiltRoot]]:
+    """Copy a cached root so a test may damage it: into ``tmp_path``, or when grading on hidden
+    seeds, beside the intact roots under a random name of the same shape (so no student code
+    can tell a damaged root from an intact one by where it lies)."""
+    made: list[Path] = []
 
     def copy(source: BuiltRoot) -> BuiltRoot:
-        return copy_root(source, tmp_path / "root")
+        if not os.environ.get("DOCKERLAB_HIDDEN_SEEDS"):
+            return copy_root(source, tmp_path / "root")
+        folder = source.path.parent.parent / secrets.token_hex(10)
+        made.append(folder)
+        folder.mkdir()
+        return copy_root(source, folder / "root")
 
-    return copy
+    yield copy
+    for folder in made:
+        remove_tree(folder)
 
 
 # -- friendly checks -----------------------------------------------------------------------------

@@ -19,9 +19,53 @@ def _secret(args: argparse.Namespace) -> str:
     return secret
 
 
-def _cmd_grade(args: argparse.Namespace) -> int:
-    from .grader import Timeouts, grade_class
+def _grade_secret(args: argparse.Namespace) -> str:
+    """The secret from ``--secret-file`` or ``$DOCKERLAB_SECRET`` (then removed from our environment)."""
+    if args.secret_file:
+        path = Path(args.secret_file).expanduser()
+        try:
+            secret = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise DockerLabError(f"{path}: cannot read the secret file ({exc.strerror})") from None
+        if not secret:
+            raise DockerLabError(f"{path}: the secret file is empty")
+        return secret
+    secret = args.secret or os.environ.pop("DOCKERLAB_SECRET", "")
+    if not secret:
+        raise DockerLabError("no secret: pass --secret-file FILE or set $DOCKERLAB_SECRET (hidden seeds derive from it)")
+    return secret
 
+
+def _secret_off_the_command_line() -> None:
+    """``--secret VALUE`` is readable by every process in /proc/<pid>/cmdline: start again without
+    it, the value passed in the environment (which only we may read), before any student code runs."""
+    argv = sys.argv[1:]
+    if os.environ.get("_DOCKERLAB_REEXEC") or not any(a == "--secret" or a.startswith("--secret=") for a in argv):
+        return
+    rest, secret, skip = [], "", False
+    for i, arg in enumerate(argv):
+        if skip:
+            skip = False
+        elif arg == "--secret" and i + 1 < len(argv):
+            secret, skip = argv[i + 1], True
+        elif arg.startswith("--secret="):
+            secret = arg.split("=", 1)[1]
+        else:
+            rest.append(arg)
+    print("note: --secret is visible to every user in the process list; it was moved off the command line "
+          "(use --secret-file or $DOCKERLAB_SECRET)", file=sys.stderr)
+    env = dict(os.environ, DOCKERLAB_SECRET=secret, _DOCKERLAB_REEXEC="1")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [sys.executable, "-m", "dockerlab", *rest], env)
+
+
+def _cmd_grade(args: argparse.Namespace) -> int:
+    from .grader import SandboxRequired, Timeouts, grade_class
+
+    _secret_off_the_command_line()
+    os.environ.pop("_DOCKERLAB_REEXEC", None)
+    secret = _grade_secret(args)
     class_dir = Path(args.class_dir).expanduser()
     if not class_dir.is_dir():
         raise NotADirectoryError(f"{class_dir}: not a folder of submissions")
@@ -31,11 +75,15 @@ def _cmd_grade(args: argparse.Namespace) -> int:
 
         for lab_id in labs:
             lab(lab_id)  # a clear error for a lab that does not exist
-    results = grade_class(
-        class_dir, Path(args.out).expanduser(), _secret(args), labs, args.jobs,
-        Timeouts(test=args.test_timeout, submission=args.timeout),
-        seeds_per_student=args.seeds, keep=args.keep, progress=not args.no_progress,
-    )
+    try:
+        results = grade_class(
+            class_dir, Path(args.out).expanduser(), secret, labs, args.jobs,
+            Timeouts(test=args.test_timeout, submission=args.timeout),
+            seeds_per_student=args.seeds, keep=args.keep, progress=not args.no_progress,
+            require_sandbox=args.require_sandbox,
+        )
+    except SandboxRequired as exc:
+        raise DockerLabError(str(exc)) from None
     total = sum(r.total for r in results)
     best = sum(r.max for r in results)
     print(f"graded {len(results)} submissions into {args.out}/grades.csv ({total}/{best} points in all)")
@@ -67,7 +115,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p = subparsers.add_parser("grade", help="grade a class of submissions on hidden trees")
     p.add_argument("class_dir", metavar="CLASS", help="one folder (or .zip) per student, named by the student id")
     p.add_argument("--out", required=True, help="where grades.csv and <student>/ feedback go")
-    p.add_argument("--secret", default=None, help="instructor secret for the hidden seeds (default: $DOCKERLAB_SECRET)")
+    p.add_argument("--secret-file", default=None, metavar="FILE",
+                   help="file holding the instructor secret for the hidden seeds (default: $DOCKERLAB_SECRET)")
+    p.add_argument("--secret", default=None, help=argparse.SUPPRESS)  # visible in ps: moved off the command line
+    p.add_argument("--require-sandbox", action="store_true",
+                   help="refuse to grade unless bubblewrap works here (no weaker fallback mode)")
     p.add_argument("--labs", default=None, help="comma-separated labs to grade (default: all)")
     p.add_argument("--jobs", type=int, default=None, help="submissions graded at once (default: CPU count)")
     p.add_argument("--test-timeout", type=float, default=10.0, help="seconds per test (default: 10)")

@@ -1,14 +1,17 @@
 """The pytest plugin of the trusted grading run: per-test outcomes, written where students cannot.
 
 It runs in the grader's own child process (student code only runs in the sandboxed worker), and
-appends one JSON line per graded test to a file in the grader's directory, so a submission that
-is killed half-way still leaves the outcomes of the tests before. It also gives each test a time
-budget for student code (see :func:`.worker.set_budget`).
+sends one JSON line per graded test down a pipe to the grader, which keeps them in its own
+memory: no file a worker could find, rewrite or replace. A submission killed half-way still
+leaves the outcomes of the tests before. Messages are capped (:data:`MAX_MESSAGE`), so an
+enormous answer cannot blow up the grader. It also gives each test a time budget for student
+code (see :func:`.worker.set_budget`).
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +19,10 @@ import pytest
 
 from . import worker
 
-__all__ = ["Recorder"]
+__all__ = ["MAX_MESSAGE", "Recorder"]
+
+#: Characters of one failure message kept (the feedback shows even less).
+MAX_MESSAGE = 4000
 
 
 def _task_key(item: pytest.Item) -> str | None:
@@ -27,10 +33,13 @@ def _task_key(item: pytest.Item) -> str | None:
 class Recorder:
     """Record ``{"test", "task", "outcome", "message"}`` lines (and the collected tests first)."""
 
-    def __init__(self, path: Path, test_timeout: float) -> None:
-        self.path = path
+    def __init__(self, target: int | Path, test_timeout: float) -> None:
+        """``target``: a pipe's write end (the grader) or a file path (appended to)."""
         self.test_timeout = test_timeout
-        self._fh = open(path, "a", encoding="utf-8")
+        if isinstance(target, int):
+            self._fh = os.fdopen(target, "w", encoding="utf-8")
+        else:
+            self._fh = open(target, "a", encoding="utf-8")
 
     def _write(self, record: dict[str, Any]) -> None:
         self._fh.write(json.dumps(record) + "\n")
@@ -67,6 +76,8 @@ class Recorder:
                 message = f"the grader could not prepare this test ({call.excinfo.typename}); tell your instructor"
             else:
                 message = f"the grader's own check failed ({call.excinfo.typename}); tell your instructor"
+        if len(message) > MAX_MESSAGE:
+            message = message[:MAX_MESSAGE] + "…"
         self._write({"test": item.nodeid, "task": key, "outcome": report.outcome, "message": message})
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:

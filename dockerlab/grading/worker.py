@@ -43,7 +43,7 @@ from . import sandbox
 
 __all__ = ["ProcessDied", "RemoteImplementation", "TimedOut", "prepare_roots", "set_budget"]
 
-_MAX_ANSWER = 32 * 1024 * 1024
+_MAX_ANSWER = 4 * 1024 * 1024  #: bytes of one answer line; a larger one fails the call
 _budget: float | None = None  # seconds of student time left in the running test
 _live: list["RemoteImplementation"] = []
 
@@ -184,20 +184,23 @@ class _Worker:
         req_r, self._req_w = os.pipe()
         self._resp_r, resp_w = os.pipe()
         _prepare(self.roots)
-        argv = sandbox.command(
+        argv, options = sandbox.command(
             box, module, lab, sorted(self.roots | set(_exposed())), (req_r, resp_w),
             mem=int(os.environ.get("DOCKERLAB_SANDBOX_MEM", 1 << 30)),
             cpu=int(os.environ.get("DOCKERLAB_SANDBOX_CPU", 120)),
         )
         logs = box.base / "logs"
         logs.mkdir(exist_ok=True)
-        with open(logs / f"{lab}.log", "ab") as log:
-            self.proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env={}, cwd=box.home,
-                pass_fds=(req_r, resp_w), start_new_session=True,
-            )
-        os.close(req_r)
-        os.close(resp_w)
+        try:
+            with open(logs / f"{lab}.log", "ab") as log:  # the worker's own RLIMIT_FSIZE caps it
+                self.proc = subprocess.Popen(
+                    argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env={}, cwd=box.base,
+                    pass_fds=(req_r, resp_w), start_new_session=True,
+                )
+        finally:
+            os.close(req_r)
+            os.close(resp_w)
+        os.write(self._req_w, (json.dumps(options) + "\n").encode())
         self._buffer = b""
         self._next = 0
         self.ready = self._read(time.monotonic() + timeout)
@@ -287,11 +290,13 @@ class RemoteImplementation:
         return remote
 
     def _start(self, roots: set[str]) -> _Worker:
-        if self._worker is not None:
-            self._worker.kill()
-            self._worker = None
+        for other in _live:  # one worker at a time: the memory budget holds for all of them together
+            if other._worker is not None:
+                other._worker.kill()
+                other._worker = None
         try:
-            worker = _Worker(self.box, self.module, self.lab_id, roots | _cached_roots(), self.timeout)
+            live = {r for r in roots | _cached_roots() if os.path.isdir(r)}  # a damaged copy is gone after its test
+            worker = _Worker(self.box, self.module, self.lab_id, live, self.timeout)
         except TimedOut:
             self.error = f"importing it took longer than {self.timeout:g} s"
             raise MissingFunction(f"{self.source} could not be imported: {self.error}") from None

@@ -174,7 +174,7 @@ def test_grades_csv_has_every_student_with_task_columns(graded):
 def test_results_json_follows_gradescope_schema(graded):
     for student, total in graded["expected"].items():
         data = json.loads((graded["out"] / student / "results.json").read_text())
-        assert data["score"] == total
+        assert data["score"] == total and data["output_format"] == "text"
         assert len(data["tests"]) == len(LAB1.tasks)
         for test in data["tests"]:
             assert set(test) == {"name", "score", "max_score", "status", "output", "visibility"}
