@@ -175,7 +175,7 @@ def _show(key: bytes | str) -> str:
 class _Reader:
     def __init__(self, data: bytes | bytearray | memoryview) -> None:
         self.data = memoryview(data).cast("B")
-        self.seen: dict[int, str] = {}
+        self.seen: dict[int, tuple[bytes, ...]] = {}
         meta = self._pick_meta()
         self.page_size, self.root_pgid, self.root_seq, self.freelist, self.hwm, self.txid = meta
         if len(self.data) < self.hwm * self.page_size:
@@ -225,97 +225,98 @@ class _Reader:
             raise BoltError("no valid meta page: " + "; ".join(errors))
         return max(metas, key=lambda m: m[5])
 
-    def page(self, pgid: int, where: str, kinds: int) -> tuple[int, int, int]:
-        """Check page ``pgid`` (a branch or leaf of ``where``); return (offset, flags, count)."""
+    def page(self, pgid: int, path: tuple[bytes, ...]) -> tuple[int, int, int, int]:
+        """Check branch or leaf page ``pgid`` of bucket ``path``; return (offset, flags, count, end)."""
         if not 2 <= pgid < self.hwm:
-            raise BoltError(f"{where}: page {pgid} is outside the data pages 2..{self.hwm - 1}")
-        if pgid in self.seen:
-            raise BoltError(f"{where}: page {pgid} is referenced twice (also by {self.seen[pgid]})")
+            raise BoltError(f"{_where(path)}: page {pgid} is outside the data pages 2..{self.hwm - 1}")
         off = pgid * self.page_size
         pid, flags, count, overflow = _PAGE_HDR.unpack_from(self.data, off)
         if pid != pgid:
-            raise BoltError(f"{where}: page {pgid} says it is page {pid}")
-        if not flags & kinds or flags & ~(_BRANCH | _LEAF) or flags == _BRANCH | _LEAF:
-            raise BoltError(f"{where}: page {pgid} has flags {flags:#x}, not a branch or leaf page")
+            raise BoltError(f"{_where(path)}: page {pgid} says it is page {pid}")
+        if flags not in (_BRANCH, _LEAF):
+            raise BoltError(f"{_where(path)}: page {pgid} has flags {flags:#x}, not a branch or leaf page")
         if pgid + overflow >= self.hwm:
-            raise BoltError(f"{where}: page {pgid} overflows {overflow} pages past the high-water mark")
+            raise BoltError(f"{_where(path)}: page {pgid} overflows {overflow} pages past the high-water mark")
         for i in range(pgid, pgid + overflow + 1):
             if i in self.seen:
-                raise BoltError(f"{where}: page {i} is referenced twice (also by {self.seen[i]})")
-            self.seen[i] = where
-        return off, flags, count
+                raise BoltError(
+                    f"{_where(path)}: page {i} is referenced twice (also by {_where(self.seen[i])})"
+                )
+            self.seen[i] = path
+        return off, flags, count, off + (overflow + 1) * self.page_size
 
     def bucket(self, root: int, sequence: int, path: tuple[bytes, ...]) -> Bucket:
-        where = "bucket " + ("/".join(_show(k) for k in path) or "(root)")
-        items: dict[bytes, bytes | Bucket] = {}
-        last: list[bytes | None] = [None]
-        self._walk(root, path, where, items, last, 0)
         out = Bucket(sequence=sequence)
-        out.items = items
+        self._walk(root, path, out.items, [None], 0)
         return out
 
-    def _walk(self, pgid, path, where, items, last, depth) -> None:
+    def _walk(self, pgid: int, path: tuple[bytes, ...], items: dict, last: list, depth: int) -> None:
         if depth > _MAX_DEPTH:
-            raise BoltError(f"{where}: tree deeper than {_MAX_DEPTH} levels at page {pgid}")
-        off, flags, count = self.page(pgid, where, _BRANCH | _LEAF)
-        end = off + (_PAGE_HDR.unpack_from(self.data, off)[3] + 1) * self.page_size
-        if flags & _LEAF:
-            self._leaf(self.data, off, end, count, path, f"{where}, page {pgid}", items, last)
+            raise BoltError(f"{_where(path)}: tree deeper than {_MAX_DEPTH} levels at page {pgid}")
+        off, flags, count, end = self.page(pgid, path)
+        if flags == _LEAF:
+            self._leaf(self.data, off, end, count, path, pgid, items, last)
             return
         if count == 0:
-            raise BoltError(f"{where}: branch page {pgid} has no elements")
+            raise BoltError(f"{_where(path)}: branch page {pgid} has no elements")
         if off + _HDR + count * _ELEM > end:
-            raise BoltError(f"{where}: page {pgid}: {count} elements do not fit in the page")
+            raise BoltError(f"{_where(path)}: page {pgid}: {count} elements do not fit in the page")
         for i in range(count):
             at = off + _HDR + i * _ELEM
             pos, ksize, child = _BRANCH_ELEM.unpack_from(self.data, at)
             if at + pos + ksize > end or ksize == 0:
-                raise BoltError(f"{where}: page {pgid} element {i}: key outside the page")
-            self._walk(child, path, where, items, last, depth + 1)
+                raise BoltError(f"{_where(path)}: page {pgid} element {i}: key outside the page")
+            self._walk(child, path, items, last, depth + 1)
 
-    def _leaf(self, buf, off, end, count, path, where, items, last) -> None:
+    def _leaf(self, buf, off: int, end: int, count: int, path, pgid, items: dict, last: list) -> None:
+        """Read a leaf page (``pgid`` None: an inline bucket's) into ``items``."""
         if off + _HDR + count * _ELEM > end:
-            raise BoltError(f"{where}: {count} elements do not fit in the page")
+            raise BoltError(f"{_where(path, pgid)}: {count} elements do not fit in the page")
+        unpack = _LEAF_ELEM.unpack_from
         for i in range(count):
             at = off + _HDR + i * _ELEM
-            eflags, pos, ksize, vsize = _LEAF_ELEM.unpack_from(buf, at)
+            eflags, pos, ksize, vsize = unpack(buf, at)
             k0 = at + pos
             if ksize == 0 or k0 + ksize + vsize > end:
-                raise BoltError(f"{where} element {i}: key/value outside the page")
+                raise BoltError(f"{_where(path, pgid)} element {i}: key/value outside the page")
             key = bytes(buf[k0 : k0 + ksize])
             if last[0] is not None and key <= last[0]:
-                raise BoltError(f"{where} element {i}: key {_show(key)!r} out of order")
+                raise BoltError(f"{_where(path, pgid)} element {i}: key {_show(key)!r} out of order")
             last[0] = key
-            value = buf[k0 + ksize : k0 + ksize + vsize]
             if eflags == 0:
-                items[key] = bytes(value)
+                items[key] = bytes(buf[k0 + ksize : k0 + ksize + vsize])
             elif eflags == _BUCKET_LEAF:
-                items[key] = self._nested(value, path + (key,))
+                items[key] = self._nested(buf[k0 + ksize : k0 + ksize + vsize], path + (key,))
             else:
-                raise BoltError(f"{where} element {i}: unknown leaf flags {eflags:#x}")
+                raise BoltError(f"{_where(path, pgid)} element {i}: unknown leaf flags {eflags:#x}")
 
     def _nested(self, value: memoryview, path: tuple[bytes, ...]) -> Bucket:
-        where = "bucket " + "/".join(_show(k) for k in path)
         if len(path) > _MAX_DEPTH:
-            raise BoltError(f"{where}: buckets nested deeper than {_MAX_DEPTH}")
+            raise BoltError(f"{_where(path)}: buckets nested deeper than {_MAX_DEPTH}")
         if len(value) < _BUCKET_HDR.size:
-            raise BoltError(f"{where}: bucket header is {len(value)} bytes, not 16")
+            raise BoltError(f"{_where(path)}: bucket header is {len(value)} bytes, not 16")
         root, seq = _BUCKET_HDR.unpack_from(value, 0)
         if root != 0:
             return self.bucket(root, seq, path)
         inline = value[_BUCKET_HDR.size :]
         if len(inline) < _HDR:
-            raise BoltError(f"{where}: inline bucket shorter than a page header")
+            raise BoltError(f"{_where(path)}: inline bucket shorter than a page header")
         _, flags, count, _ = _PAGE_HDR.unpack_from(inline, 0)
         if flags != _LEAF:
-            raise BoltError(f"{where}: inline bucket page has flags {flags:#x}, not a leaf")
-        items: dict[bytes, bytes | Bucket] = {}
-        self._leaf(inline, 0, len(inline), count, path, where + " (inline)", items, [None])
-        if any(isinstance(v, Bucket) for v in items.values()):
-            raise BoltError(f"{where}: inline bucket holds a nested bucket")
+            raise BoltError(f"{_where(path)}: inline bucket page has flags {flags:#x}, not a leaf")
         out = Bucket(sequence=seq)
-        out.items = items
+        self._leaf(inline, 0, len(inline), count, path, None, out.items, [None])
+        if any(isinstance(v, Bucket) for v in out.items.values()):
+            raise BoltError(f"{_where(path)}: inline bucket holds a nested bucket")
         return out
+
+
+def _where(path: tuple[bytes, ...], pgid: int | None = -1) -> str:
+    """``bucket v1/moby[, page 7 | (inline)]`` for error messages (built only on error)."""
+    name = "bucket " + ("/".join(_show(k) for k in path) or "(root)")
+    if pgid is None:
+        return name + " (inline)"
+    return name if pgid < 0 else f"{name}, page {pgid}"
 
 
 def loads(data: bytes | bytearray | memoryview) -> Bucket:
@@ -429,12 +430,13 @@ class _Writer:
         elems = []
         for key in sorted(bucket.items):
             value = bucket.items[key]
-            where = "/".join(_show(k) for k in path + (key,))
             if not key or len(key) > _MAX_KEY:
+                where = "/".join(_show(k) for k in path + (key,))
                 raise ValueError(f"bbolt key {where!r}: length {len(key)} not in 1..{_MAX_KEY}")
             if isinstance(value, Bucket):
                 elems.append((_BUCKET_LEAF, key, self.bucket_value(value, path + (key,))))
             elif len(value) > _MAX_VALUE:
+                where = "/".join(_show(k) for k in path + (key,))
                 raise ValueError(f"bbolt value {where!r}: {len(value)} bytes, more than {_MAX_VALUE}")
             else:
                 elems.append((0, key, value))
