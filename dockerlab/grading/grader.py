@@ -5,8 +5,9 @@ submission, then forks one child that runs the instructor's graded tests with
 ``--impl sandbox:<submission>`` on the student's hidden seeds. The child sends its outcomes to
 the parent through a pipe (see :mod:`.recorder`); scores come only from what the parent holds in
 its own memory, never from a file, an exit code or anything the student printed. Up to ``jobs``
-children run at once; one that exceeds the wall timeout is killed and the tasks it had not
-finished score 0.
+children run at once. Each lab of a submission runs in its own child with its own wall-time
+budget, one lab after the other; one that exceeds its budget is killed and the tasks of that lab
+it had not finished score 0 (a hang in lab 1 does not cost lab 2).
 
 Whatever one submission does, every student gets a row: staging, running and scoring are each
 guarded per student, and the gradebook is written (atomically) even when the run is stopped.
@@ -50,7 +51,7 @@ class SandboxRequired(RuntimeError):
 
 @dataclass(frozen=True)
 class Timeouts:
-    """Seconds: per test (every call into student code within it) and per submission (wall)."""
+    """Seconds: per test (every call into student code within it) and per lab of a submission (wall)."""
 
     test: float = 10.0
     submission: float = 180.0
@@ -121,6 +122,13 @@ class _Job:
     timeouts: Timeouts
     uid: int
     source: submissions.Submission | None = None
+    lab_index: int = 0  # the lab its current child runs: one child, one budget, per lab
+    notes: tuple[str, ...] = ()
+    data: bytes = b""  # what its children sent so far
+
+    @property
+    def lab(self) -> str:
+        return self.labs[self.lab_index]
 
 
 def _prebuild(job: _Job) -> None:
@@ -154,7 +162,8 @@ def _run_child(job: _Job, shared: list[Path], results_fd: int, keep: bool) -> No
         os.dup2(log, 1)
         os.dup2(log, 2)
         cache = job.folder / "cache"
-        _link_shared(cache, shared)
+        if job.lab_index == 0:
+            _link_shared(cache, shared)
         for var in ("DOCKERLAB_SECRET", "DOCKERLAB_STUDENT_ID", "DOCKERLAB_IMPL", "PYTEST_ADDOPTS",
                     "DOCKERLAB_SANDBOX_EXPOSE"):
             os.environ.pop(var, None)
@@ -166,7 +175,7 @@ def _run_child(job: _Job, shared: list[Path], results_fd: int, keep: bool) -> No
             "DOCKERLAB_SANDBOX_UID": str(job.uid),
             "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",  # only the course's conftest and our recorder
         })
-        (job.folder / "ptmp").mkdir()
+        (job.folder / "ptmp").mkdir(exist_ok=True)
         _prebuild(job)
         import pytest
 
@@ -174,10 +183,10 @@ def _run_child(job: _Job, shared: list[Path], results_fd: int, keep: bool) -> No
 
         repo = repo_root()
         os.chdir(repo)
-        args = [str(repo / "tests" / f"test_{lab}.py") for lab in job.labs]
+        args = [str(repo / "tests" / f"test_{job.lab}.py")]
         args += ["--impl", f"sandbox:{job.folder / 'submission'}", "-q", "-p", "no:cacheprovider",
                  "-c", str(repo / "pyproject.toml"), "--rootdir", str(repo), "--tb=no",
-                 "--basetemp", str(job.folder / "ptmp" / "base"), "-W", "ignore::pytest.PytestAssertRewriteWarning",
+                 "--basetemp", str(job.folder / "ptmp" / f"base-{job.lab}"), "-W", "ignore::pytest.PytestAssertRewriteWarning",
                  "--assert=plain"]  # no rewriting: faster, and failed asserts show no truth
         pytest.main(args, plugins=[Recorder(results_fd, job.timeouts.test)])
     except BaseException:  # noqa: BLE001 - whatever happened, the scores come from what was sent
@@ -297,12 +306,15 @@ def _remove(path: Path) -> None:
 
 
 def _start(job: _Job, ctx, shared: list[Path], keep: bool):  # noqa: ANN001, ANN202
-    """Stage the submission and fork its child; returns (process, read end of its results pipe)."""
-    (job.folder / "grader").mkdir(parents=True)
-    os.chmod(job.folder, 0o700 if sandbox.mode() != "nobody" else 0o711)
-    os.chmod(job.folder / "grader", 0o700)
-    submissions.stage(job.source, job.folder / "submission")
+    """Stage the submission (before its first lab) and fork the child of its current lab;
+    returns (process, read end of its results pipe)."""
+    if job.lab_index == 0:
+        (job.folder / "grader").mkdir(parents=True)
+        os.chmod(job.folder, 0o700 if sandbox.mode() != "nobody" else 0o711)
+        os.chmod(job.folder / "grader", 0o700)
+        submissions.stage(job.source, job.folder / "submission")
     read_fd, write_fd = os.pipe()
+    os.set_blocking(read_fd, False)
     try:
         proc = ctx.Process(target=_run_child, args=(job, shared, write_fd, keep), daemon=False)
         proc.start()
@@ -325,8 +337,8 @@ def _run_all(todo: list[_Job], shared: list[Path], jobs: int, out_dir: Path, kee
             try:
                 proc, fd = _start(job, ctx, shared, keep)
             except Exception as exc:  # noqa: BLE001 - a submission that cannot be staged still gets a row
-                results.append(_finish(job, b"", f"not graded: the submission could not be prepared ({type(exc).__name__})",
-                                       out_dir, keep, secret))
+                job.notes += (f"not graded: the submission could not be prepared ({type(exc).__name__})",)
+                results.append(_finish(job, out_dir, keep, secret))
                 progress.done += 1
                 continue
             running[proc.sentinel] = [job, proc, time.monotonic() + job.timeouts.submission, fd, bytearray(), ""]
@@ -345,41 +357,54 @@ def _run_all(todo: list[_Job], shared: list[Path], jobs: int, out_dir: Path, kee
                 if now < deadline:
                     continue
                 _kill_group(proc)
-                note = f"the submission ran out of time ({job.timeouts.submission:g} s); tasks not finished score 0"
+                note = f"{job.lab} ran out of time ({job.timeouts.submission:g} s); its tasks not finished score 0"
             proc.join()
             while running[sentinel][3] >= 0:  # what the child sent before it ended
-                _receive(running[sentinel])
+                if not _receive(running[sentinel]):
+                    os.close(running[sentinel][3])
+                    running[sentinel][3] = -1
             note = note or running[sentinel][5]
             if not note and proc.exitcode != 0:
-                note = f"the grading run crashed (exit code {proc.exitcode}); tasks not finished score 0"
+                note = f"the grading run of {job.lab} crashed (exit code {proc.exitcode}); its tasks not finished score 0"
             del running[sentinel]
             _kill_uid(job.uid)
-            results.append(_finish(job, bytes(data), note, out_dir, keep, secret))
+            job.data += bytes(data)
+            if note:
+                job.notes += (note,)
+            if job.lab_index + 1 < len(job.labs):  # the next lab, with a budget of its own
+                job.lab_index += 1
+                pending.append(job)
+                continue
+            results.append(_finish(job, out_dir, keep, secret))
             progress.done += 1
             progress.step(len(running))
     return results
 
 
-def _receive(entry: list) -> None:
-    """Read what a child sent; past the budget the rest is dropped, with a note."""
+def _receive(entry: list) -> bool:
+    """Read what a child sent (False: nothing to read now); past the budget the rest is dropped."""
     fd, data = entry[3], entry[4]
     try:
         chunk = os.read(fd, 1 << 16)
+    except BlockingIOError:
+        return False
     except OSError:
         chunk = b""
     if not chunk:
         os.close(fd)
         entry[3] = -1
-        return
+        return True
     if len(data) + len(chunk) > _MAX_RESULTS:
         entry[5] = entry[5] or "the grading run sent too much output; tasks not reported score 0"
-        return
-    data += chunk
+    else:
+        data += chunk
+    return True
 
 
-def _finish(job: _Job, data: bytes, note: str, out_dir: Path, keep: bool, secret: str) -> report.StudentResult:
+def _finish(job: _Job, out_dir: Path, keep: bool, secret: str) -> report.StudentResult:
+    note = "; ".join(job.notes)
     try:
-        result = report.score(job.student, job.labs, report.parse_records(data), note)
+        result = report.score(job.student, job.labs, report.parse_records(job.data), note)
     except Exception as exc:  # noqa: BLE001 - one broken record must not lose the class
         result = report.StudentResult(job.student, report.no_tasks(job.labs), f"could not be scored ({type(exc).__name__})")
     masks = [secret, *(str(s) for s in job.seeds[1:]), str(job.folder)]

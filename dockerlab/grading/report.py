@@ -97,7 +97,7 @@ def parse_records(data: bytes) -> tuple[dict[str, int], list[dict]]:
         if not isinstance(item, dict):
             continue
         if isinstance(item.get("collected"), dict):
-            collected = {str(k): int(v) for k, v in item["collected"].items() if isinstance(v, int)}
+            collected.update({str(k): v for k, v in item["collected"].items() if isinstance(v, int)})  # one line per lab's run
         elif isinstance(item.get("task"), str) and isinstance(item.get("outcome"), str):
             records.append({"task": item["task"], "outcome": item["outcome"], "message": str(item.get("message", ""))})
     return collected, records
