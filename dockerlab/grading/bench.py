@@ -50,6 +50,7 @@ def _tox_like(class_dir: Path, sample: int, cache: Path) -> float:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Print the wall time of both ways and their ratio; returns 0."""
+    from . import grader
     from .grader import Timeouts, grade_class
 
     parser = argparse.ArgumentParser(prog="bench-grading", description=__doc__.splitlines()[0])
@@ -57,6 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=None, help="parallel submissions (default: CPU count)")
     parser.add_argument("--tox-sample", type=int, default=4, help="submissions timed the tox way (default 4)")
     args = parser.parse_args(argv)
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="dockerlab-bench-") as tmp:
         base = Path(tmp)
         class_dir = _make_class(base, args.n)
@@ -64,6 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         results = grade_class(class_dir, base / "out", "bench-secret", ["lab1"], args.jobs, Timeouts(),
                               progress=sys.stderr.isatty())
         graded = time.perf_counter() - start
+        timings = dict(grader.TIMINGS)
+        load_after = os.getloadavg()
         wrong = [r.student for i, r in enumerate(sorted(results, key=lambda r: r.student))
                  if r.total != (r.max if i % 2 == 0 else 0)]
         per_tox = _tox_like(class_dir, args.tox_sample, base / "tox-cache")
@@ -73,6 +77,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"tox -e lab1 per submission (pytest in a fresh process, {args.tox_sample} timed): {per_tox:.2f} s, "
           f"{per_tox * args.n:.1f} s for {args.n} (extrapolated)")
     print(f"ratio: grading is {per_tox * args.n / graded:.1f}x faster than tox per submission")
+    n = max(args.n, 1)
+    hidden, pytest_s = timings.get("hidden_trees", 0.0), timings.get("pytest", 0.0)
+    starts, start_s = timings.get("worker_starts", 0.0), timings.get("worker_start_seconds", 0.0)
+    print(f"where the time goes (CPU-parallel seconds per submission): hidden-tree builds {hidden / n:.2f} s, "
+          f"sandbox start {start_s / n:.2f} s ({starts / n:.1f} workers of {start_s / max(starts, 1) * 1000:.0f} ms), "
+          f"tests {max(pytest_s - start_s, 0.0) / n:.2f} s; shared trees once {timings.get('shared_trees', 0.0):.1f} s")
+    print(f"load average (1 min) before/after grading: {load_before[0]:.1f} / {load_after[0]:.1f} on {os.cpu_count()} cores")
     return 0
 
 

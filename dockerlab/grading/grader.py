@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -161,6 +162,8 @@ def _run_child(job: _Job, shared: list[Path], results_fd: int, keep: bool) -> No
         log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.dup2(log, 1)
         os.dup2(log, 2)
+        sys.stdout = open(1, "w", closefd=False)  # not a capture object inherited from the parent
+        sys.stderr = open(2, "w", closefd=False)
         cache = job.folder / "cache"
         if job.lab_index == 0:
             _link_shared(cache, shared)
@@ -176,7 +179,9 @@ def _run_child(job: _Job, shared: list[Path], results_fd: int, keep: bool) -> No
             "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",  # only the course's conftest and our recorder
         })
         (job.folder / "ptmp").mkdir(exist_ok=True)
+        started = time.monotonic()
         _prebuild(job)
+        timing = {"hidden_trees": time.monotonic() - started}
         import pytest
 
         from .recorder import Recorder
@@ -188,7 +193,7 @@ def _run_child(job: _Job, shared: list[Path], results_fd: int, keep: bool) -> No
                  "-c", str(repo / "pyproject.toml"), "--rootdir", str(repo), "--tb=no",
                  "--basetemp", str(job.folder / "ptmp" / f"base-{job.lab}"), "-W", "ignore::pytest.PytestAssertRewriteWarning",
                  "--assert=plain"]  # no rewriting: faster, and failed asserts show no truth
-        pytest.main(args, plugins=[Recorder(results_fd, job.timeouts.test)])
+        pytest.main(args, plugins=[Recorder(results_fd, job.timeouts.test, timing)])
     except BaseException:  # noqa: BLE001 - whatever happened, the scores come from what was sent
         import traceback
 
@@ -272,9 +277,12 @@ def grade_class(
     os.environ["DOCKERLAB_GRADE_SCRATCH"] = str(scratch)  # where the fallback sandbox may chmod
     os.environ["DOCKERLAB_CACHE_SALT"] = secrets.token_hex(16)  # root folder names say nothing of their seed
     found = submissions.collect(class_dir)
+    TIMINGS.clear()
     try:
+        started = time.monotonic()
         _warm_up()
         shared = _shared_roots(scratch / "shared-cache")
+        TIMINGS["shared_trees"] = time.monotonic() - started
         todo, refused = [], []
         for index, sub in enumerate(found):
             if sub.problem:
@@ -401,8 +409,23 @@ def _receive(entry: list) -> bool:
     return True
 
 
+#: Seconds spent per kind of work in the last ``grade_class`` run, summed over submissions (bench.py).
+TIMINGS: dict[str, float] = {}
+
+
+def _add_timings(data: bytes) -> None:
+    for line in data.splitlines():
+        if line.startswith(b'{"timing"'):
+            try:
+                for key, value in json.loads(line)["timing"].items():
+                    TIMINGS[key] = TIMINGS.get(key, 0.0) + float(value)
+            except (ValueError, TypeError, AttributeError):
+                pass
+
+
 def _finish(job: _Job, out_dir: Path, keep: bool, secret: str) -> report.StudentResult:
     note = "; ".join(job.notes)
+    _add_timings(job.data)
     try:
         result = report.score(job.student, job.labs, report.parse_records(job.data), note)
     except Exception as exc:  # noqa: BLE001 - one broken record must not lose the class

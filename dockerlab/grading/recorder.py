@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +34,14 @@ def _task_key(item: pytest.Item) -> str | None:
 class Recorder:
     """Record ``{"test", "task", "outcome", "message"}`` lines (and the collected tests first)."""
 
-    def __init__(self, target: int | Path, test_timeout: float) -> None:
-        """``target``: a pipe's write end (the grader) or a file path (appended to)."""
+    def __init__(self, target: int | Path, test_timeout: float, timing: dict[str, float] | None = None) -> None:
+        """``target``: a pipe's write end (the grader) or a file path (appended to).
+
+        ``timing``: seconds the grader already spent (reported at the end with the workers' start-up
+        and the whole pytest run, for the benchmark)."""
         self.test_timeout = test_timeout
+        self.timing = dict(timing or {})
+        self.started = time.monotonic()
         if isinstance(target, int):
             self._fh = os.fdopen(target, "w", encoding="utf-8")
         else:
@@ -81,4 +87,7 @@ class Recorder:
         self._write({"test": item.nodeid, "task": key, "outcome": report.outcome, "message": message})
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
+        self.timing.update(pytest=time.monotonic() - self.started, worker_starts=worker.STATS["starts"],
+                           worker_start_seconds=worker.STATS["start_seconds"])
+        self._write({"timing": self.timing})
         self._fh.close()

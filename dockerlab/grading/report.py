@@ -74,13 +74,16 @@ def sanitize(message: str, masks: list[str] | tuple[str, ...] = ()) -> str:
     """
     text = clean(str(message))
     for mask in sorted((m for m in masks if m and len(m) >= 4), key=len, reverse=True):
+        if mask.startswith("/"):  # a folder of the grader's: the whole path under it goes
+            text = re.sub(re.escape(mask) + r"[^\s'\"),\]}>]*", "<path>", text)
         text = text.replace(mask, "<hidden>")
     lines = [line for line in text.splitlines() if not line.strip().startswith(("expected:", "hint:"))]
     text = "\n".join(lines[:_MAX_LINES]) + ("\n…" if len(lines) > _MAX_LINES else "")
     text = re.sub(r"\b([a-f0-9]{12})[a-f0-9]{52}\b", r"\1…", text)
     text = re.sub(r"seed=\d+", "seed=hidden", text)
     text = re.sub(r"hidden-\d+", "hidden", text)
-    text = re.sub(r"/\S*dockerlab-grade-\S*", "<grader path>", text)
+    text = re.sub(r"/[^\s'\"]*dockerlab-grade-[^\s'\"),\]}>]*", "<path>", text)
+    text = re.sub(r"/[^\s'\"]*/roots/[0-9a-f]{16}/[0-9a-f]{20}\b[^\s'\"),\]}>]*", "<path>", text)
     text = re.sub(r"\d{12,}", "<number>", text)  # a hidden seed in any other spelling
     return text[:_MAX_OUTPUT] + ("…" if len(text) > _MAX_OUTPUT else "")
 

@@ -45,6 +45,8 @@ __all__ = ["ProcessDied", "RemoteImplementation", "TimedOut", "prepare_roots", "
 
 _MAX_ANSWER = 4 * 1024 * 1024  #: bytes of one answer line; a larger one fails the call
 _budget: float | None = None  # seconds of student time left in the running test
+#: Workers started in this process and the seconds they took to be ready (the benchmark reads it).
+STATS = {"starts": 0, "start_seconds": 0.0}
 _live: list["RemoteImplementation"] = []
 
 
@@ -181,6 +183,7 @@ class _Worker:
 
     def __init__(self, box: sandbox.SandboxDir, module: str, lab: str, roots: set[str], timeout: float) -> None:
         self.roots = set(roots)
+        started = time.monotonic()
         req_r, self._req_w = os.pipe()
         self._resp_r, resp_w = os.pipe()
         _prepare(self.roots)
@@ -203,7 +206,11 @@ class _Worker:
         os.write(self._req_w, (json.dumps(options) + "\n").encode())
         self._buffer = b""
         self._next = 0
-        self.ready = self._read(time.monotonic() + timeout)
+        try:
+            self.ready = self._read(time.monotonic() + timeout)
+        finally:
+            STATS["starts"] += 1
+            STATS["start_seconds"] += time.monotonic() - started
 
     def _read(self, deadline: float) -> dict | None:
         """One response line, or None if the worker ended; raises TimedOut after ``deadline``."""
