@@ -120,6 +120,7 @@ def _labels(record: bbolt.Bucket) -> dict[str, str]:
 
 
 def _digest(value: str | None, where: str) -> str:
+    """``value`` if it is ``sha256:<64 hex>``, else an error naming ``where``."""
     if value is None or not _DIGEST.match(value):
         raise MalformedIdError(where, f"expected sha256:<64 hex>, found {str(value)[:80]!r}")
     return value
