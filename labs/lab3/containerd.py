@@ -8,6 +8,10 @@ Glossary: digest = sha256 of a content blob (index, manifest, config, gzip layer
 lab 1's layer id; ChainID = lab 1's db id = a committed snapshot's key; snapshot id = the
 number naming ``snapshots/<id>/`` (a counter, not random, never reused).
 
+Errors: every error of ``fakeroot_builder.errors`` takes ``(path, problem)``: the file or
+directory at fault and what is wrong with it, e.g.
+``raise UnknownReferenceError(meta_db_path, f"no image called {ref!r}")``.
+
 The two databases are bbolt files; ``_bolt`` (given) reads one into nested buckets whose keys
 and values are bytes. Its twin in ``solutions/`` is the reference reader that ``dockerlab
 inspect`` uses on a containerd root; yours runs the same way with ``--impl labs``.
@@ -147,14 +151,16 @@ def image_target(root: str, ref: str) -> dict:
     #   "user/app" → "docker.io/user/app:latest", keep a registry host) and read
     #   images/<name>/target: digest, mediatype, size (a zigzag varint: _varint). A
     #   name@sha256:… matches a record of that repository with this target digest; an id (or a
-    #   unique prefix) matches a target digest. Unknown or ambiguous → UnknownReferenceError.
+    #   unique prefix) matches a target digest. Unknown or ambiguous →
+    #   raise UnknownReferenceError(meta_db_path, problem).
     raise NotImplementedError("task 1: image_target() is not written yet")
 
 
 def blob_path(root: str, digest: str) -> str:
     """The file holding the content blob ``digest``: ``…content.v1.content/blobs/sha256/<hex>``."""
     # TODO: task 1: the content store keeps each blob in a file named by its digest's hex,
-    #   under a directory named by its algorithm. A blob that is not there → MissingEntryError.
+    #   under a directory named by its algorithm. A blob that is not there →
+    #   raise MissingEntryError(blob_file, problem).
     raise NotImplementedError("task 1: blob_path() is not written yet")
 
 
@@ -191,7 +197,7 @@ def image_diff_ids(root: str, ref: str) -> list[str]:
 def diff_id_of(root: str, digest: str) -> str:
     """The DiffID of the layer blob ``digest``: its ``containerd.io/uncompressed`` label."""
     # TODO: task 2: the label containerd.io/uncompressed of content/blob/<digest> in meta.db
-    #   (use _labels). No such label → MissingEntryError.
+    #   (use _labels). No such label → raise MissingEntryError(where, problem).
     raise NotImplementedError("task 2: diff_id_of() is not written yet")
 
 
@@ -218,16 +224,17 @@ def read_snapshot(root: str, key: str) -> dict:
     ``metadata.db`` (the directory ``snapshots/<id>``), ``kind`` ``committed``, ``active`` or
     ``view``, ``parent`` the parent's key or None.
     """
-    # TODO: task 3: meta.db: v1/moby/snapshots/overlayfs/<key> has name and parent (no record →
-    #   UnknownReferenceError); the snapshotter's metadata.db (io.containerd.snapshotter.v1.overlayfs/)
-    #   has v1/snapshots/<name> with id and kind, both uvarints (_uvarint); kinds 1 view,
-    #   2 active, 3 committed.
+    # TODO: task 3: meta.db: v1/moby/snapshots/overlayfs/<key> has name and parent (no record
+    #   → raise UnknownReferenceError(meta_db_path, problem)); the snapshotter's metadata.db
+    #   (under io.containerd.snapshotter.v1.overlayfs/) has v1/snapshots/<name> with id and
+    #   kind, both uvarints (_uvarint); kinds 1 view, 2 active, 3 committed.
     raise NotImplementedError("task 3: read_snapshot() is not written yet")
 
 
 def snapshot_dir(root: str, key: str) -> str:
     """The directory holding the files of snapshot ``key``: ``…overlayfs/snapshots/<id>/fs``."""
-    # TODO: task 3: snapshots/<id>/fs under the snapshotter's directory; missing → MissingEntryError.
+    # TODO: task 3: snapshots/<id>/fs under the snapshotter's directory; missing →
+    #   raise MissingEntryError(fs_dir, problem).
     raise NotImplementedError("task 3: snapshot_dir() is not written yet")
 
 
@@ -241,8 +248,9 @@ def container_mount(root: str, container: str) -> dict:
     base>], "upperdir": <fs of the container's snapshot>, "workdir": <its work dir>}``.
     """
     # TODO: task 4: find the active snapshot keyed by the container id (or a unique prefix of
-    #   one; else UnknownReferenceError), follow parent keys down to the base (a loop →
-    #   ParentCycleError), each to its fs directory; upperdir/workdir are its own fs and work.
+    #   one; else raise UnknownReferenceError(meta_db_path, problem)), follow parent keys down
+    #   to the base (a loop → raise ParentCycleError(meta_db_path, problem)), each to its fs
+    #   directory; upperdir and workdir are the container snapshot's own fs and work.
     raise NotImplementedError("task 4: container_mount() is not written yet")
 
 
