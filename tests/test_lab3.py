@@ -6,10 +6,13 @@ Run: ``tox -e lab3`` (your code) · ``tox -e lab3 -- -k task3`` (one task) · ``
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 
 import pytest
 
+from fakeroot_builder import bbolt
 from fakeroot_builder.cache import graded_root
 from fakeroot_builder.errors import MissingEntryError, UnknownReferenceError
 
@@ -101,6 +104,46 @@ def test_manifest_and_config_of_every_image(lab3, croot, check):
 def test_the_config_digest_is_the_classic_image_id(lab3, croot, check):
     for image in croot.truth.images:
         check(lab3.image_config, croot, image.name, expect=image.image_id)
+
+
+def _pull_as_index(root, image, name: str) -> str:
+    """Make the record ``name`` point at an index, as a `docker pull` of a multi-platform image
+    leaves it: linux/arm64 first (its blob absent, as Docker keeps only what it pulled), then
+    linux/amd64, the image's manifest. Returns the index digest."""
+    entry = lambda digest, arch: {  # noqa: E731
+        "mediaType": image.target_media_type, "digest": digest, "size": 1234 if arch == "arm64" else image.target_size,
+        "platform": {"architecture": arch, "os": "linux"},
+    }
+    absent = "sha256:" + hashlib.sha256(b"an arm64 manifest that was never pulled").hexdigest()
+    index = json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [entry(absent, "arm64"), entry(image.target_digest, "amd64")],
+    }).encode()
+    digest = "sha256:" + hashlib.sha256(index).hexdigest()
+    blobs = root.path / "io.containerd.content.v1.content/blobs/sha256"
+    (blobs / digest[7:]).write_bytes(index)
+    meta_path = root.path / "io.containerd.metadata.v1.bolt/meta.db"
+    meta = bbolt.read(meta_path)
+    target = meta.bucket("v1", "moby", "images", name, "target")
+    target.items[b"digest"] = digest.encode()
+    target.items[b"mediatype"] = b"application/vnd.oci.image.index.v1+json"
+    target.items[b"size"] = bytes([len(index) * 2 & 0x7F | 0x80, len(index) * 2 >> 7])  # zigzag varint
+    bbolt.write(meta_path, meta, mode=0o644)
+    return digest
+
+
+@task("lab3", 1)
+def test_an_index_target_leads_to_the_linux_amd64_manifest_that_is_present(lab3, croot, broken_copy, check):
+    pulled = broken_copy(croot)
+    image = pulled.truth.containerd.image("nginx:latest")
+    name = image.names[0]
+    index = _pull_as_index(pulled, image, name)
+    check(lab3.image_target, pulled, _short(name), expect={
+        "name": name, "digest": index, "media_type": "application/vnd.oci.image.index.v1+json",
+        "size": (pulled.path / "io.containerd.content.v1.content/blobs/sha256" / index[7:]).stat().st_size,
+    })
+    check(lab3.image_manifest, pulled, _short(name), expect=image.target_digest)
+    check(lab3.image_config, pulled, _short(name), expect=image.config_digest)
 
 
 # -- task 2 --------------------------------------------------------------------------------------

@@ -69,14 +69,28 @@ _INDEX_TYPES = ("application/vnd.oci.image.index.v1+json", "application/vnd.dock
 # -- given: reading the databases ----------------------------------------------------------------
 
 
+_opened: dict[str, tuple[tuple[int, int, int], bbolt.Bucket]] = {}
+
+
 def _bolt(path: str) -> bbolt.Bucket:
-    """The root bucket of the bbolt file ``path`` (keys and values are bytes)."""
-    if not os.path.exists(path):
-        raise MissingEntryError(path, "database is missing")
+    """The root bucket of the bbolt file ``path`` (keys and values are bytes).
+
+    Read once and kept while the file is unchanged, so calling it often costs nothing; treat
+    what it returns as read-only.
+    """
     try:
-        return bbolt.read(path)
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise MissingEntryError(path, "database is missing") from None
+    stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+    if path in _opened and _opened[path][0] == stamp:
+        return _opened[path][1]
+    try:
+        root = bbolt.read(path)
     except bbolt.BoltError as exc:
         raise CorruptFileError(path, f"not a valid bbolt file: {exc}") from None
+    _opened[path] = (stamp, root)
+    return root
 
 
 def _namespace(root: str) -> bbolt.Bucket:
