@@ -151,6 +151,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
+    except PermissionError as exc:  # a real host's store, read as an ordinary user
+        where = exc.filename or "a file of the root"
+        print(f"dockerlab {args.command}: error: {where} is readable by root only: "
+              f"run the same command with `sudo $(command -v dockerlab) {args.command} …`", file=sys.stderr)
+        return 2
     except (DockerLabError, KeyError, OSError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"dockerlab {args.command}: error: {message}", file=sys.stderr)

@@ -54,7 +54,7 @@ def _kind(root: str) -> str | None:
     """The store in ``root``, None if neither; PermissionError if ``root`` may not be read."""
     if not os.path.isdir(root):
         return None
-    if not os.access(root, os.R_OK | os.X_OK):
+    if not os.access(root, os.X_OK):  # traversing is enough: the files inside have their own modes
         raise PermissionError(root)
     for kind, marker in _MARKERS.items():
         path = os.path.join(root, marker)
