@@ -81,7 +81,7 @@ Your work goes in `labs/` ({labs}). Each function has a docstring and a `# TODO:
     dockerlab student-id <your id>       # also test on a tree of your own
     dockerlab build --out ~/fake-docker  # a Docker root to explore (dockerlab clean ~/fake-docker)
 
-The handouts are in `labs/lab1/README.md` and `labs/lab2/README.md` (한국어: `README.ko.md`).
+The handouts are in `labs/lab1/README.md`, `labs/lab2/README.md` and `labs/lab3/README.md` (한국어: `README.ko.md`).
 
 The tests compare your answers with what the builder wrote. Grading runs the same tests on trees
 generated for you alone, so answers copied from another tree score nothing: read the disk.
@@ -106,7 +106,7 @@ python3 -m venv /autograder/venv
 STUDENT_TOX = """\
 [tox]
 requires = tox>=4
-env_list = lab1, lab2
+env_list = lab1, lab2, lab3
 
 [testenv]
 description = grade a lab against your code in labs/
@@ -121,6 +121,10 @@ commands = pytest tests/test_lab1.py --impl labs -q --no-header {posargs}
 [testenv:lab2]
 description = lab 2 (overlay2 on disk) against your code in labs/
 commands = pytest tests/test_lab2.py --impl labs -q --no-header {posargs}
+
+[testenv:lab3]
+description = lab 3 (the containerd image store) against your code in labs/
+commands = pytest tests/test_lab3.py --impl labs -q --no-header {posargs}
 """
 
 RUN_AUTOGRADER = """\
