@@ -314,8 +314,10 @@ class _Host:
         for i, lp in enumerate(ip.layers):
             manifest.labels[f"containerd.io/gc.ref.content.l.{i}"] = lp.layer.compressed_digest
         self.add_source(manifest, host, repo)
+        manifest.updated = self.now()  # the children's labels are set after the manifest is written
         config = self.blob(ip.config_bytes, documents.MEDIA_CONFIG)
         self.add_source(config, host, repo)
+        config.updated = self.now()
         digests = [lp.layer.compressed_digest for lp in ip.layers]
         for i, lp in enumerate(ip.layers):
             if lp.db_id in self.by_key:

@@ -130,7 +130,7 @@ def check_target(target: Path, force: bool) -> None:
     for live in _protected_roots():
         if _related(resolved, live):
             raise LiveDockerRootError(
-                f"{target}: refusing to write in or around {live}, a real Docker or containerd root"
+                f"{target}: refusing to write in or around {live}, a real Docker data root or containerd root"
             )
     for marker in _DAEMON_MARKERS:
         if (resolved / marker).exists():
@@ -201,7 +201,7 @@ def clean(target: Path) -> None:
         raise TargetNotEmptyError(f"{target}: no such directory")
     for live in _protected_roots():
         if _related(resolved, live):
-            raise LiveDockerRootError(f"{target}: refusing to remove in or around {live}, a real Docker or containerd root")
+            raise LiveDockerRootError(f"{target}: refusing to remove in or around {live}, a real Docker data root or containerd root")
     if not looks_built(resolved):
         raise TargetNotEmptyError(f"{target}: not a root made by `dockerlab build`; not removing it")
     remove_tree(resolved)

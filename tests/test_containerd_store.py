@@ -545,3 +545,23 @@ def test_pyfakefs_fixture_gives_a_containerd_root(containerd_root):
     assert meta.bucket("v1")[b"version"] == b"\x08"
     first = containerd_root.truth.containerd.snapshots[0]
     assert (containerd_root.path / first.fs_dir).is_dir()
+
+
+def test_an_interrupted_containerd_build_leaves_nothing_and_keeps_the_old_tree(tmp_path, monkeypatch):
+    import fakeroot_builder.containerd_store as store
+    from dockerlab.cli import main
+
+    out = tmp_path / "root"
+    assert main(["build", "--out", str(out), "--store", "containerd", "--images", "busybox:latest"]) == 0
+    before = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
+    real = store.write_containerd
+
+    def write_then_die(cplan, target):
+        real(cplan, target)  # all on disk in the staging dir (0000 work/work dirs too); no rename
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(store, "write_containerd", write_then_die)
+    with pytest.raises(RuntimeError, match="disk full"):
+        main(["build", "--out", str(out), "--store", "containerd", "--images", "alpine:3.19", "--force"])
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["root"]
