@@ -6,6 +6,10 @@ layer ids (DiffIDs), db ids (ChainIDs) and image ids; 64 bare hex for cache-ids.
 
 Glossary: layer id = DiffID, db id = ChainID, cache-id = the overlay2 directory name.
 
+Errors: every error of ``fakeroot_builder.errors`` takes ``(path, problem)``: the file or
+directory at fault and what is wrong with it, e.g.
+``raise MissingEntryError(entry_dir, "no such layer DB entry")``.
+
 Its twin in ``solutions/`` is the reference reader that ``dockerlab inspect`` uses; yours
 can be run the same way with ``dockerlab inspect --impl labs``.
 """
@@ -72,7 +76,8 @@ def resolve_image(root: str, ref: str) -> str:
     #   "docker.io/library/nginx" → "nginx:latest") and look it up in
     #   image/overlay2/repositories.json; otherwise treat ref as a full or short image id: the
     #   files of image/overlay2/imagedb/content/sha256/ are named by image id. Unknown or
-    #   ambiguous → UnknownReferenceError naming ref.
+    #   ambiguous → raise UnknownReferenceError(path, problem), e.g.
+    #   UnknownReferenceError(repositories_json_path, f"no image called {ref!r}").
     raise NotImplementedError("task 1: resolve_image() is not written yet")
 
 
@@ -99,7 +104,9 @@ def read_layer(root: str, db_id: str) -> dict:
     None for a base layer, which has no ``parent`` file) and ``size`` (an int).
     """
     # TODO: task 2: read diff, cache-id, size and (if present) parent from
-    #   image/overlay2/layerdb/sha256/<hex of db_id>/. Missing entry → MissingEntryError.
+    #   image/overlay2/layerdb/sha256/<hex of db_id>/. Missing entry →
+    #   raise MissingEntryError(entry_dir, "no such layer DB entry"). A cache-id or size of the
+    #   wrong shape → raise MalformedIdError(file_path, problem).
     raise NotImplementedError("task 2: read_layer() is not written yet")
 
 
@@ -126,6 +133,7 @@ def db_ids_of_layer(root: str, layer_id: str) -> list[str]:
 def db_id_in_image(root: str, ref: str, layer_id: str) -> str:
     """The db id of ``layer_id`` inside the image ``ref``'s stack (unambiguous, unlike a scan)."""
     # TODO: task 3: use the image's own stack (its layer ids), not a scan of the disk.
+    #   layer_id not in the image → raise UnknownReferenceError(ref, problem).
     raise NotImplementedError("task 3: db_id_in_image() is not written yet")
 
 
@@ -135,6 +143,8 @@ def db_id_in_image(root: str, ref: str, layer_id: str) -> str:
 def layer_diff_dir(root: str, ref: str, layer_id: str) -> str:
     """The directory holding the files of ``layer_id`` of image ``ref``: ``overlay2/<cache-id>/diff``."""
     # TODO: task 4: db id in the image → its cache-id → <root>/overlay2/<cache-id>/diff.
+    #   layer_id not in the image → raise UnknownReferenceError(ref, problem); the directory
+    #   missing → raise MissingEntryError(diff_path, problem).
     raise NotImplementedError("task 4: layer_diff_dir() is not written yet")
 
 
@@ -144,7 +154,7 @@ def layer_diff_dir(root: str, ref: str, layer_id: str) -> str:
 def image_stack(root: str, ref: str) -> list[str]:
     """The image's db ids base first, found by following ``parent`` files down from the top."""
     # TODO: task 5: start from the top layer's db id and follow `parent` files to the base;
-    #   return base first. A loop → ParentCycleError.
+    #   return base first. A loop → raise ParentCycleError(parent_file_path, problem).
     raise NotImplementedError("task 5: image_stack() is not written yet")
 
 

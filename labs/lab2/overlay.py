@@ -5,6 +5,10 @@ named by cache-id here (the directory name under ``overlay2/``), so this lab doe
 lab 1. Use ``is_whiteout`` and ``is_opaque`` from ``fakeroot_builder.formats`` to recognise
 overlay's deletion markers: they know the forms a root without privileges falls back to.
 
+Errors: every error of ``fakeroot_builder.errors`` takes ``(path, problem)``: the file or
+directory at fault and what is wrong with it, e.g.
+``raise DanglingLinkError(link_path, "no such short link")``.
+
 Its twin in ``solutions/`` is the overlay2 half of the reference reader.
 """
 
@@ -56,14 +60,16 @@ def _layer_dir(root: str, cache_id: str) -> str:
 
 def read_link(root: str, cache_id: str) -> str:
     """The 26-character short link of layer ``cache_id`` (its ``link`` file)."""
-    # TODO: task 1: read overlay2/<cache_id>/link (26 characters, no newline).
+    # TODO: task 1: read overlay2/<cache_id>/link (26 characters, no newline). Not 26 base32
+    #   characters → raise MalformedIdError(link_file_path, problem).
     raise NotImplementedError("task 1: read_link() is not written yet")
 
 
 def resolve_link(root: str, link: str) -> str:
     """The cache-id that ``overlay2/l/<link>`` points at (its target is ``../<cache-id>/diff``)."""
     # TODO: task 1: overlay2/l/<link> is a symlink to ../<cache-id>/diff; return the cache-id.
-    #   Missing or pointing nowhere → DanglingLinkError.
+    #   Missing or pointing nowhere → raise DanglingLinkError(link_path, problem), e.g.
+    #   DanglingLinkError(link_path, "no such short link").
     raise NotImplementedError("task 1: resolve_link() is not written yet")
 
 
@@ -73,7 +79,9 @@ def resolve_link(root: str, link: str) -> str:
 def lower_chain(root: str, cache_id: str) -> list[str]:
     """The cache-ids of the layers below ``cache_id``, nearest first; [] for a base layer."""
     # TODO: task 2: read overlay2/<cache_id>/lower ("l/A:l/B:…", nearest first) and resolve
-    #   each link. No lower file → []. More than 128 → TooManyLowersError.
+    #   each link. No lower file → []. More than 128 →
+    #   raise TooManyLowersError(lower_path, problem); an entry not starting with l/ →
+    #   raise MalformedIdError(lower_path, problem).
     raise NotImplementedError("task 2: lower_chain() is not written yet")
 
 
@@ -107,7 +115,8 @@ def mount_options(root: str, container: str) -> str:
     # TODO: task 4: find the container as docker does (full id, then name as in its
     #   config.v2.json "Name", then a unique id prefix) → layerdb/mounts/<id>/mount-id →
     #   overlay2/<mount-id>/lower; make each l/<link> absolute; add upperdir (…/diff) and
-    #   workdir (…/work).
+    #   workdir (…/work). No such container → raise UnknownReferenceError(path, problem),
+    #   e.g. UnknownReferenceError(containers_dir, f"{container!r} names no container").
     raise NotImplementedError("task 4: mount_options() is not written yet")
 
 
