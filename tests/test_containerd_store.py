@@ -411,7 +411,7 @@ def test_classic_diff_dirs_and_containerd_fs_dirs_hold_the_same_files(root, trut
 def test_a_container_is_an_active_snapshot_on_its_committed_init_held_by_its_lease(meta, truth):
     msnaps = moby(meta).bucket("snapshots", "overlayfs")
     leases = moby(meta).bucket("leases")
-    assert len(truth.containerd.containers) == len(truth.containers) == 4
+    assert len(truth.containerd.containers) == len(truth.containers) >= 4
     for c, classic_c in zip(truth.containerd.containers, truth.containers):
         assert c.id == classic_c.id and c.name == classic_c.name
         active = msnaps.bucket(c.id)
