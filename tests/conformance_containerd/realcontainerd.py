@@ -9,9 +9,10 @@ It can also start on a root we built (``root=``), which it then owns until stopp
 Where the binaries come from:
 
 - ``"1.6"``: ``/usr/bin/containerd`` and ``ctr`` (Debian 12: ``apt-get install containerd``).
-- ``"2"``: ``$DOCKERLAB_CONTAINERD2/usr/bin/`` -- Debian unstable's package unpacked with
-  ``dpkg-deb -x``; ``tests/conformance_containerd/get-containerd2.sh DIR`` fetches it with a
-  private apt configuration (``/etc/apt`` untouched).
+- ``"2"``: ``$DOCKERLAB_CONTAINERD2/usr/bin/`` (default ``<dockerlab cache>/containerd2``) --
+  Debian unstable's package unpacked with ``dpkg-deb -x``;
+  ``tests/conformance_containerd/get-containerd2.sh [DIR]`` fetches it with a private apt
+  configuration (``/etc/apt`` untouched).
 
 Typical use::
 
@@ -44,6 +45,7 @@ __all__ = [
     "CtrError",
     "available",
     "binaries",
+    "containerd2_dir",
     "require",
 ]
 
@@ -89,20 +91,25 @@ class CtrError(subprocess.CalledProcessError):
         return f"{super().__str__()}\nstderr:\n{(self.stderr or '').strip()}"
 
 
+def containerd2_dir() -> Path:
+    """``$DOCKERLAB_CONTAINERD2``, else ``<dockerlab cache>/containerd2`` (get-containerd2.sh's default)."""
+    if os.environ.get("DOCKERLAB_CONTAINERD2"):
+        return Path(os.environ["DOCKERLAB_CONTAINERD2"])
+    cache = os.environ.get("DOCKERLAB_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "dockerlab"
+    )
+    return Path(cache) / "containerd2"
+
+
 def binaries(version: str) -> tuple[Path, Path] | str:
     """``(containerd, ctr)`` for ``version``, or the reason they cannot be found."""
     if version == "1.6":
         bindir = Path("/usr/bin")
         hint = "apt-get install -y containerd"
     elif version == "2":
-        top = os.environ.get("DOCKERLAB_CONTAINERD2", "")
-        if not top:
-            return (
-                "DOCKERLAB_CONTAINERD2 is not set (run "
-                "tests/conformance_containerd/get-containerd2.sh DIR, then export DOCKERLAB_CONTAINERD2=DIR)"
-            )
-        bindir = Path(top) / "usr" / "bin"
-        hint = "tests/conformance_containerd/get-containerd2.sh " + top
+        top = containerd2_dir()
+        bindir = top / "usr" / "bin"
+        hint = f"run tests/conformance_containerd/get-containerd2.sh {top}"
     else:
         raise ValueError(f"containerd version {version!r}: not one of {VERSIONS}")
     daemon, ctr = bindir / "containerd", bindir / "ctr"
