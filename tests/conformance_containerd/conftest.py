@@ -16,7 +16,6 @@ runc, no 2.x unpacked), and fails when ``CI`` is set.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -94,8 +93,3 @@ def imported(version: str, archives: dict[str, Path], classic: BuiltRoot) -> Ite
             c.cleanup()
         _IMPORTED[version] = cap
     yield _IMPORTED[version]
-
-
-@pytest.fixture(scope="session")
-def on_ci() -> bool:
-    return os.environ.get("CI", "").lower() not in ("", "0", "false", "no")

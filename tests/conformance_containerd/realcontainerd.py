@@ -46,6 +46,7 @@ __all__ = [
     "available",
     "binaries",
     "containerd2_dir",
+    "on_ci",
     "require",
 ]
 
@@ -133,10 +134,15 @@ def available(version: str) -> str | None:
     return found if isinstance(found, str) else None
 
 
+def on_ci() -> bool:
+    """``CI`` is set (to anything but ""/0/false/no): missing tools fail instead of skipping."""
+    return os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
+
+
 def require(version: str) -> str | None:
     """Like :func:`available`, but raise when ``CI`` is set: there a missing daemon fails the run."""
     reason = available(version)
-    if reason and os.environ.get("CI", "").lower() not in ("", "0", "false", "no"):
+    if reason and on_ci():
         raise ContainerdError(f"CI is set but containerd {version} cannot run: {reason}")
     return reason
 
