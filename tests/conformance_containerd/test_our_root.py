@@ -301,3 +301,34 @@ def test_ctr_run_runs_a_real_binary_from_an_image_we_wrote(version: str, realbox
         c.stop()
         c.cleanup()
     assert out.split() == ["hello", "from", "the", "top", "layer", "ok"], out
+
+
+# -- our root next to what a real import wrote (values containerd draws: by shape only) -------------
+
+
+def record_shapes(bucket: bbolt.Bucket) -> set[tuple[str, ...]]:
+    """The field names of each record in ``bucket`` (nested buckets as ``name/``), labels aside."""
+    shapes = set()
+    for key in bucket:
+        rec = bucket[key]
+        fields = tuple(sorted(k.decode() + ("/" if isinstance(rec[k], bbolt.Bucket) else "") for k in rec))
+        shapes.add(tuple(f for f in fields if f not in ("labels/", "annotations/", "children/")))
+    return shapes
+
+
+def test_our_records_have_the_shape_of_a_real_imports(imported, our_root):
+    """Field names of every record in both databases match what containerd itself wrote."""
+    src, _ = our_root
+    ours, real = bbolt.read(src / META_DB), imported.meta
+    if imported.version == "2":
+        assert ours.bucket("v1")["version"] == real.bucket("v1")["version"] == b"\x08"
+    for path in (("content", "blob"), ("snapshots", "overlayfs"), ("images",)):
+        mine = record_shapes(ours.bucket("v1", NS, *path))
+        theirs = record_shapes(real.bucket("v1", NS, *path))
+        assert theirs <= mine, f"v1/{NS}/{'/'.join(path)}: containerd writes {theirs - mine}, we never do"
+    for name in ours.bucket("v1", NS, "images"):
+        target = ours.bucket("v1", NS, "images", name, "target")
+        assert set(target) == {b"digest", b"mediatype", b"size"}
+    mine = record_shapes(bbolt.read(src / SNAP_DB).bucket("v1", "snapshots"))
+    theirs = record_shapes(imported.snap_db.bucket("v1", "snapshots"))
+    assert theirs <= mine, f"metadata.db v1/snapshots: containerd writes {theirs - mine}, we never do"
