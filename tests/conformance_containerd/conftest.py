@@ -83,6 +83,9 @@ def imported(version: str, archives: dict[str, Path], classic: BuiltRoot) -> Ite
                 for name in catalogue():
                     c.ctr("images", "import", str(archives[name]), timeout=300)
                 capture_listings(c, cap)
+                c.ctr("leases", "create", "--id", "conformance-gc")  # then a synchronous GC
+                c.ctr("leases", "rm", "--sync", "conformance-gc")
+                cap.content_after_gc = {row[0] for row in parse_table(c.ctr("content", "ls"))}
             capture_disk(c.root, cap)
             for image in classic.truth.images:
                 blob = c.root / "io.containerd.content.v1.content/blobs/sha256" / image.image_id[7:]

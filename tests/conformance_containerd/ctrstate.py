@@ -47,6 +47,7 @@ class Capture:
     version: str
     images: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (media type, digest)
     content: dict[str, str] = field(default_factory=dict)  # digest -> ctr's size column
+    content_after_gc: set[str] = field(default_factory=set)  # digests left by a garbage collection
     snapshots: dict[str, tuple[str, str]] = field(default_factory=dict)  # key -> (parent, kind)
     meta: bbolt.Bucket | None = None
     snap_db: bbolt.Bucket | None = None

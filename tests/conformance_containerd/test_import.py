@@ -59,6 +59,16 @@ def test_each_layer_is_a_blob_named_by_its_diffid(imported: Capture, classic: Bu
             assert labels["containerd.io/uncompressed"] == layer.layer_id.encode()
 
 
+def test_a_garbage_collection_leaves_configs_layers_and_manifests(imported: Capture, classic: BuiltRoot):
+    """Import also stores the index it makes and the archive's own files (manifest.json,
+    repositories, VERSION, v1 json): no image refers to them, so the next GC removes them."""
+    keep = {image.image_id for image in images_of(classic)}
+    keep |= {layer.layer_id for image in images_of(classic) for layer in image.layers}
+    keep |= {digest for _, digest in imported.images.values()}  # the manifests import made
+    assert imported.content_after_gc == keep
+    assert set(imported.content) > keep  # ... which were there before the GC
+
+
 def test_snapshot_keys_are_the_chain_ids_parented_down_the_stack(imported: Capture, classic: BuiltRoot):
     for image in images_of(classic):
         below = ""
