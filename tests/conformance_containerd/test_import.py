@@ -61,12 +61,12 @@ def test_each_layer_is_a_blob_named_by_its_diffid(imported: Capture, classic: Bu
 
 def test_a_garbage_collection_leaves_configs_layers_and_manifests(imported: Capture, classic: BuiltRoot):
     """Import also stores the index it makes and the archive's own files (manifest.json,
-    repositories, VERSION, v1 json): no image refers to them, so the next GC removes them."""
+    repositories, VERSION, v1 json): no image refers to them, so the GC that follows the
+    import's lease removes them (asynchronously: right after one import they are still listed)."""
     keep = {image.image_id for image in images_of(classic)}
     keep |= {layer.layer_id for image in images_of(classic) for layer in image.layers}
     keep |= {digest for _, digest in imported.images.values()}  # the manifests import made
     assert imported.content_after_gc == keep
-    assert set(imported.content) > keep  # ... which were there before the GC
 
 
 def test_snapshot_keys_are_the_chain_ids_parented_down_the_stack(imported: Capture, classic: BuiltRoot):
