@@ -80,7 +80,7 @@ def test_workflow_triggers_and_runners_are_classrooms(tmp_path):
     yaml = pytest.importorskip("yaml")
     out = platforms.release(tmp_path / "student")
     workflow = yaml.safe_load((out / ".github/workflows/classroom.yml").read_text())
-    assert workflow["on"] == ["push", "workflow_dispatch", "repository_dispatch"]
+    assert workflow["on"] == {"push": None, "workflow_dispatch": None, "repository_dispatch": None}
     assert workflow["permissions"] == {"checks": "write", "actions": "read", "contents": "read"}
     [(name, job)] = workflow["jobs"].items()
     assert name == "run-autograding-tests" and job["if"] == "github.actor != 'github-classroom[bot]'"
