@@ -94,10 +94,24 @@ def course_files(labs: Sequence[Lab]) -> Iterator[tuple[str, Path]]:
     yield "pyproject.toml", source / "pyproject.toml"
 
 
+def _env_names(name: str) -> set[str]:
+    """tox's generative names: ``lab{1,2}`` → ``{"lab1", "lab2"}`` (every ``{a,b}`` group expanded)."""
+    match = re.search(r"\{([^{}]*)\}", name)
+    if not match:
+        return {name}
+    return {n for part in match.group(1).split(",")
+            for n in _env_names(name[: match.start()] + part.strip() + name[match.end():])}
+
+
 def student_tox_ini(labs: Sequence[Lab]) -> str:
-    """The course's ``tox.ini`` cut down to the labs' environments (one per lab of ``info.toml``)."""
+    """The course's ``tox.ini`` cut down to the labs' environments (one per lab of ``info.toml``).
+
+    The course's own lab sections are kept as they are (generative ones too); a lab the course's
+    tox.ini does not cover gets the same kind of section.
+    """
     course = configparser.ConfigParser(interpolation=None)
     course.read(repo_root() / "tox.ini", encoding="utf-8")
+    ids = {lab.id for lab in labs}
     out = configparser.ConfigParser(interpolation=None)
     out["tox"] = dict(course["tox"]) if course.has_section("tox") else {}
     out["tox"]["env_list"] = ", ".join(lab.id for lab in labs)
@@ -105,12 +119,17 @@ def student_tox_ini(labs: Sequence[Lab]) -> str:
     out["testenv"] = dict(course["testenv"]) if course.has_section("testenv") else {}
     out["testenv"]["description"] = "grade a lab against your code in labs/"
     out["testenv"].pop("commands", None)
+    covered: set[str] = set()
+    for section in course.sections():
+        if section.startswith("testenv:") and _env_names(section.split(":", 1)[1]) & ids:
+            out[section] = dict(course[section])
+            covered |= _env_names(section.split(":", 1)[1])
     for lab in labs:
-        name = f"testenv:{lab.id}"
-        out[name] = dict(course[name]) if course.has_section(name) else {
-            "description": f"{lab.id} ({lab.title}) against your code in labs/",
-            "commands": f"pytest tests/test_{lab.id}.py --impl labs -q --no-header {{posargs}}",
-        }
+        if lab.id not in covered:
+            out[f"testenv:{lab.id}"] = {
+                "description": f"{lab.id} ({lab.title}) against your code in labs/",
+                "commands": f"pytest tests/test_{lab.id}.py --impl labs -q --no-header {{posargs}}",
+            }
     text = io.StringIO()
     out.write(text)
     return text.getvalue()
@@ -122,8 +141,9 @@ def _gitignore() -> str:
     course = repo_root() / ".gitignore"
     if course.is_file():
         lines += ["", "# as in the course repository"]
+        have = {line.rstrip("/") for line in lines}
         lines += [line for line in course.read_text(encoding="utf-8").splitlines()
-                  if line.strip() and line not in lines and not line.startswith("/")]
+                  if line.strip() and line.rstrip("/") not in have and not line.startswith("/")]
     return "\n".join(lines) + "\n"
 
 

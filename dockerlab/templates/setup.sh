@@ -13,7 +13,7 @@ if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 10))'; then
 fi
 python3 -m venv /autograder/venv
 /autograder/venv/bin/python -m pip install -q --upgrade pip
-/autograder/venv/bin/python -m pip install -q -e "$source[test]"
+/autograder/venv/bin/python -m pip install -q -e "${source}[test]"
 chmod 600 "$source/.dockerlab-secret"
 chmod 755 "$source/run_autograder"
 # Fail the build now, not on every submission, if the grader cannot start.
