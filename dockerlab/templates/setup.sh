@@ -5,7 +5,7 @@ set -euo pipefail
 source=/autograder/source
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
-apt-get install -y -q --no-install-recommends python3 python3-venv python3-pip bubblewrap ca-certificates
+apt-get install -y -q --no-install-recommends python3 python3-venv python3-pip bubblewrap
 if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 10))'; then
   echo "dockerlab needs Python >= 3.10; this image has $(python3 --version 2>&1)." >&2
   echo "Choose Gradescope's Ubuntu 22.04 (or newer) base image in the autograder settings." >&2
