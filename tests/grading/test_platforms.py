@@ -364,7 +364,7 @@ def test_sandbox_impl_runs_the_graded_harness(tmp_path):
         lab1.close()
 
 
-SLOW = '''
+HANG = '''
 
 def _slow(function):
     import functools
@@ -372,7 +372,7 @@ def _slow(function):
 
     @functools.wraps(function)
     def slow(*args, **kwargs):
-        time.sleep(0.9)
+        time.sleep(3600)  # a hang: only the lab's own budget ends it
         return function(*args, **kwargs)
     return slow
 
@@ -389,9 +389,9 @@ def test_each_lab_has_its_own_time_budget(tmp_path):
 
     labs = tmp_path / "class" / "slow" / "labs"
     shutil.copytree(REPO / "solutions", labs, ignore=shutil.ignore_patterns("__pycache__"))
-    (labs / "lab1" / "layerdb.py").write_text((REPO / "solutions/lab1/layerdb.py").read_text() + SLOW)
+    (labs / "lab1" / "layerdb.py").write_text((REPO / "solutions/lab1/layerdb.py").read_text() + HANG)
     [result] = grade_class(tmp_path / "class", tmp_path / "out", "s", ["lab1", "lab2"], jobs=1,
-                           timeouts=Timeouts(test=1, submission=15), progress=False)
+                           timeouts=Timeouts(test=600, submission=30), progress=False)
     by_lab = {lab_id: sum(t.score for t in result.tasks if t.task.lab == lab_id) for lab_id in ("lab1", "lab2")}
     assert by_lab["lab2"] == lab("lab2").points, result.note
     assert by_lab["lab1"] < lab("lab1").points
