@@ -435,8 +435,8 @@ class _Host:
             upperdir=f"{SNAPSHOTTER_DIR}/snapshots/{rw.id}/fs",
             lowerdirs=tuple(f"{SNAPSHOTTER_DIR}/snapshots/{n}/fs" for n in lowers),
         ))
-        if cp.recipe.state == "exited":
-            self.later()  # started: a task ran, then stopped and was deleted
+        if cp.recipe.state == "exited":  # started: a task ran, then stopped and was deleted
+            self.clock += timedelta(seconds=self.random.uniform(30, 1800))
 
 
 def _names(ip: ImagePlan) -> tuple[str, str, list[str]]:
