@@ -581,6 +581,8 @@ def test_opaque_dirs_carry_trusted_overlay_opaque_and_no_opq_file(canonical, roo
               and any(xattr(p, name) == b"y" for name in formats.OPAQUE_XATTRS)]
     truth = {root / layer.diff_dir / p.lstrip("/") for layer in canonical.truth.layers().values()
              for p in layer.changes.opaque}
+    truth |= {root / "overlay2" / c.mount_id / "diff" / p.lstrip("/") for c in canonical.truth.containers
+              for p in c.changes.opaque}
     assert truth and set(marked) == truth
     for p in marked:
         assert_opaque(p, forms)
