@@ -845,3 +845,13 @@ def test_an_opaque_marker_follows_its_directory_and_hides_only_what_was_below():
     changes = _changes(layer.entries, below)
     assert changes.added == ("/a/-x", "/a/old", "/a/y")  # nothing below shows through `a`
     assert changes.changed == () and changes.opaque == ("/a",)
+
+
+def test_no_catalogue_layer_holds_an_empty_mode_0000_file():
+    """Without xattrs (macOS) a whiteout is an empty mode-0000 file, so no real file may look like one."""
+    from fakeroot_builder.build import plan_root
+
+    plan = plan_root(seed=CANONICAL_SEED)
+    files = [e for lp in plan.layers.values() for e in lp.layer.entries if e.kind == "file"]
+    assert len(files) > 300
+    assert [e.path for e in files if not e.data and e.mode & 0o7777 == 0] == []
