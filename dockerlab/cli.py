@@ -60,13 +60,19 @@ def _cmd_clean(args: argparse.Namespace) -> int:
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
-    from .inspect import inspect_image, render_table, to_json
+    from .inspect import inspect_containerd, inspect_image, render_table, to_json
+    from .stores import CONTAINERD, find_store
 
-    root = str(Path(args.root).expanduser())
-    if not Path(root, "image", "overlay2").is_dir():
-        raise DockerLabError(f"{root}: not a Docker data root with the overlay2 driver (no image/overlay2/)")
-    info = inspect_image(root, args.ref, args.impl)
-    print(to_json(info) if args.json else render_table(info))
+    store = find_store(args.root, again=["inspect", args.ref])
+    if store.kind == CONTAINERD:
+        info = inspect_containerd(store.root, args.ref, args.impl)
+    else:
+        info = inspect_image(store.root, args.ref, args.impl)
+    if args.json:
+        print(to_json(info))
+    else:
+        print(store.describe())
+        print(render_table(info))
     return 0
 
 
@@ -117,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("inspect", help="an image's layer stack: layer ids, db ids, cache-ids")
     p.add_argument("ref", help="nginx, nginx:latest, a short or full image id, name@sha256:…")
-    p.add_argument("--root", default="/var/lib/docker", help="the Docker data root (read only)")
+    p.add_argument("--root", default=None, help="a Docker data root or a containerd root (read only; "
+                   "default: /var/lib/docker, else /var/lib/containerd)")
     p.add_argument("--impl", default=default_impl(), help="labs (your code) or solutions")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_inspect)
@@ -179,6 +186,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if exc.name and exc.name.split(".")[0] in {"dockerlab", "fakeroot_builder", "labs", "solutions"}:
             raise  # our own code: a bug, not an installation problem
         print(_missing(args.command, exc), file=sys.stderr)
+        return 2
+    except PermissionError as exc:  # a real host's store, read as an ordinary user
+        where = exc.filename or "a file of the root"
+        print(f"dockerlab {args.command}: error: {where} is readable by root only: "
+              f"run the same command with `sudo $(command -v dockerlab) {args.command} …`", file=sys.stderr)
         return 2
     except (DockerLabError, KeyError, OSError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc

@@ -232,7 +232,7 @@ def test_inspect_json_has_the_documented_shape_and_the_truth_values(canonical, c
     assert main(["inspect", "nginx:latest", "--root", str(canonical.path), "--json"]) == 0
     got = json.loads(capsys.readouterr().out)
     image = canonical.truth.image("nginx:latest")
-    assert set(got) == {"image_id", "repo_tags", "layers"}
+    assert set(got) == {"store", "image_id", "repo_tags", "layers"} and got["store"] == "classic"
     assert got["image_id"] == image.image_id
     assert sorted(got["repo_tags"]) == sorted(image.repo_tags)
     expected = [
