@@ -150,11 +150,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: The README's install: what a missing third-party package is fixed by.
+INSTALL = "python3 -m venv .venv && . .venv/bin/activate && pip install tox -e .  (in the course repository)"
+#: Packages a command imports beyond the standard library and Faker (checked before it starts,
+#: so nothing is written before the run would die).
+_NEEDS = {"grade": ("pytest",)}
+
+
+def _missing(command: str, exc: ModuleNotFoundError | None = None) -> str | None:
+    import importlib.util
+
+    if exc is not None:
+        name = (exc.name or "?").split(".")[0].lstrip("_")
+        return f"dockerlab {command}: error: the Python package {name!r} is not installed; install the course as README.md says: {INSTALL}"
+    for name in _NEEDS.get(command, ()):
+        if importlib.util.find_spec(name) is None:
+            return f"dockerlab {command}: error: the Python package {name!r} is not installed; install the course as README.md says: {INSTALL}"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``dockerlab``; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    try:
+        parser = build_parser()
+    except ModuleNotFoundError as exc:  # a command module needs a package that is not installed
+        print(_missing(" ".join(sys.argv[1:2]) or "", exc), file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
+    problem = _missing(args.command)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     try:
         return int(args.func(args) or 0)
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.split(".")[0] in {"dockerlab", "fakeroot_builder", "labs", "solutions"}:
+            raise  # our own code: a bug, not an installation problem
+        print(_missing(args.command, exc), file=sys.stderr)
+        return 2
     except PermissionError as exc:  # a real host's store, read as an ordinary user
         where = exc.filename or "a file of the root"
         print(f"dockerlab {args.command}: error: {where} is readable by root only: "

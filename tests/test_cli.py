@@ -318,3 +318,20 @@ def test_student_id_with_spaces_is_refused(course_copy, capsys):
     assert main(["student-id", "two words"]) == 2
     assert "two words" in capsys.readouterr().err
     assert not (course_copy / ".dockerlab-student").exists()
+
+
+def test_a_missing_package_is_one_line_naming_the_install_and_nothing_is_written(tmp_path, monkeypatch, capsys):
+    """`dockerlab grade` without pytest installed: no traceback, no grades.csv without rows."""
+    import importlib.util
+
+    from dockerlab import cli
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pytest" else real(name, *a))
+    (tmp_path / "class" / "alice" / "labs").mkdir(parents=True)
+    out = tmp_path / "grades"
+    monkeypatch.setenv("DOCKERLAB_SECRET", "s")
+    code = cli.main(["grade", str(tmp_path / "class"), "--out", str(out), "--labs", "lab1", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and not out.exists()
+    assert err.count("\n") == 1 and "'pytest' is not installed" in err and "pip install tox -e ." in err
