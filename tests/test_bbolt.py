@@ -131,8 +131,10 @@ def test_bucket_path_lookup_names_the_missing_part():
         sample().bucket("v1", "version")
 
 
-def test_writing_is_deterministic():
-    assert bbolt.dumps(sample()) == bbolt.dumps(sample())
+def test_writing_is_deterministic_and_a_reread_file_rewrites_byte_for_byte():
+    data = bbolt.dumps(sample())
+    assert bbolt.dumps(sample()) == data
+    assert bbolt.dumps(bbolt.loads(data)) == data
 
 
 def test_buckets_compare_sequence_too():
