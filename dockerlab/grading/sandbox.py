@@ -37,7 +37,7 @@ __all__ = ["SandboxDir", "SandboxInfo", "command", "copy_labs", "info", "interpr
 
 HERE = Path(__file__).resolve().parent
 _BUILDER = HERE.parent.parent / "fakeroot_builder"
-_SHIM_MODULES = ("errors.py", "formats.py")
+_SHIM_MODULES = ("errors.py", "formats.py", "bbolt.py")  # what lab code may import
 MAX_FILE = 512 * 1024  #: bytes of one lab file
 MAX_FILES = 200  #: lab files kept from one submission
 MAX_TOTAL = 4 * 1024 * 1024  #: bytes of lab files kept from one submission
