@@ -103,14 +103,41 @@ def _warm_up() -> None:
     from . import recorder, worker  # noqa: F401
 
 
-def _shared_roots(base: Path) -> list[Path]:
+#: Root kinds a graded test module asks for through its fixtures (the others appear by name).
+_FIXTURE_KINDS = {"root": "full", "canonical": "full", "croot": "containerd", "small": "small",
+                  "small_with_containers": "small-with-containers"}
+#: Kinds the tests also build on the canonical seed: shared by every student, built once.
+_CANONICAL_KINDS = ("full", "other-host", "other-content", "containerd")
+
+
+def _kinds(labs: list[str]) -> list[str]:
+    """The root kinds the graded tests of ``labs`` use (read from their source; a kind missed here
+    is still built when a test asks for it, only later)."""
+    import re
+
+    from fakeroot_builder.cache import GRADED_ROOTS
+
+    found: set[str] = set()
+    for lab_id in labs:
+        try:
+            text = (repo_root() / "tests" / f"test_{lab_id}.py").read_text(encoding="utf-8")
+        except OSError:
+            return list(GRADED_ROOTS)
+        found |= {kind for kind in GRADED_ROOTS if f'"{kind}"' in text}
+        params = {p.strip().split(":")[0].strip() for args in re.findall(r"def test_\w+\(([^)]*)\)", text)
+                  for p in args.split(",")}
+        found |= {kind for name, kind in _FIXTURE_KINDS.items() if name in params}
+    return [kind for kind in GRADED_ROOTS if kind in found]
+
+
+def _shared_roots(base: Path, kinds: list[str]) -> list[Path]:
     """The public roots every student's run asks for (canonical tree and its variants)."""
-    from fakeroot_builder.cache import GRADED_ROOTS, graded_root
+    from fakeroot_builder.cache import graded_root
     from fakeroot_builder.plan import CANONICAL_SEED
 
     from .worker import prepare_roots
 
-    roots = [graded_root(kind, CANONICAL_SEED, base=base) for kind in GRADED_ROOTS if kind in ("full", "other-host", "other-content")]
+    roots = [graded_root(kind, CANONICAL_SEED, base=base) for kind in kinds if kind in _CANONICAL_KINDS]
     prepare_roots({str(r.path) for r in roots})  # once here, inherited by every forked child
     return [r.path.parent for r in roots]
 
@@ -124,6 +151,7 @@ class _Job:
     timeouts: Timeouts
     uid: int
     source: submissions.Submission | None = None
+    kinds: tuple[str, ...] = ()  # the root kinds its labs use, built before its first worker starts
     lab_index: int = 0  # the lab its current child runs: one child, one budget, per lab
     notes: tuple[str, ...] = ()
     data: bytes = b""  # what its children sent so far
@@ -139,9 +167,9 @@ def _prebuild(job: _Job) -> None:
     Only an optimisation: a worker sees the roots that exist when it starts, and restarts for a
     root it cannot see; building them first saves those restarts.
     """
-    from fakeroot_builder.cache import GRADED_ROOTS, graded_root
+    from fakeroot_builder.cache import graded_root
 
-    for kind in GRADED_ROOTS:
+    for kind in job.kinds:
         graded_root(kind, job.seeds[-1])
 
 
@@ -284,7 +312,8 @@ def grade_class(
         _warm_up()
         with warnings.catch_warnings(record=True) as caught:  # the builder's notes, once, not per tree
             warnings.simplefilter("always")
-            shared = _shared_roots(scratch / "shared-cache")
+            kinds = _kinds(labs)
+            shared = _shared_roots(scratch / "shared-cache", kinds)
         if caught:
             _say(f"note: the trees are built as an ordinary user: {len(caught)} builder notes "
                  "(overlay xattrs as user.*, ownership as your own); the labs read either form")
@@ -295,7 +324,8 @@ def grade_class(
                 refused.append(report.StudentResult(sub.student, report.no_tasks(labs), f"not graded: {sub.problem}"))
                 continue
             seeds = hidden_seeds(secret, sub.student, seeds_per_student)
-            todo.append(_Job(sub.student, scratch / "students" / str(index), seeds, labs, timeouts, _UID_BASE + index, sub))
+            todo.append(_Job(sub.student, scratch / "students" / str(index), seeds, labs, timeouts, _UID_BASE + index, sub,
+                             tuple(kinds)))
         results = refused + _run_all(todo, shared, jobs, out_dir, keep, _Progress(len(todo), progress), secret)
     finally:
         for var, value in saved.items():

