@@ -62,6 +62,7 @@ def _secret_off_the_command_line() -> None:
 
 def _cmd_grade(args: argparse.Namespace) -> int:
     from .grader import SandboxRequired, Timeouts, grade_class
+    from .sandbox import SandboxUnavailable
 
     _secret_off_the_command_line()
     os.environ.pop("_DOCKERLAB_REEXEC", None)
@@ -82,7 +83,7 @@ def _cmd_grade(args: argparse.Namespace) -> int:
             seeds_per_student=args.seeds, keep=args.keep, progress=not args.no_progress,
             require_sandbox=args.require_sandbox,
         )
-    except SandboxRequired as exc:
+    except (SandboxRequired, SandboxUnavailable) as exc:
         raise DockerLabError(str(exc)) from None
     total = sum(r.total for r in results)
     best = sum(r.max for r in results)

@@ -32,7 +32,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["SandboxDir", "SandboxInfo", "command", "copy_labs", "info", "interpreter", "mode", "prepare",
+__all__ = ["SandboxDir", "SandboxInfo", "SandboxUnavailable", "command", "copy_labs", "info", "interpreter", "mode", "prepare",
            "reachable", "worker_ids"]
 
 HERE = Path(__file__).resolve().parent
@@ -53,6 +53,10 @@ DESCRIPTIONS = {
     "plain": "no bubblewrap and not root: workers run as the grader's own user; only the kernel "
              "layers listed (and the audit hook) separate them from the grader and each other",
 }
+
+
+class SandboxUnavailable(RuntimeError):
+    """No sandbox mode can start a worker here (or the forced one cannot)."""
 
 
 class SandboxDir:
@@ -360,6 +364,7 @@ def _detect(forced: str) -> SandboxInfo:
     candidates = [forced] if forced in ("bwrap", "nobody", "plain") else ["bwrap", "nobody", "plain"]
     for how in candidates:
         if how == "nobody" and os.geteuid() != 0:
+            problems[how] = "needs the grader to run as root"
             continue
         ok, layers, why = _probe(how)
         if ok:
@@ -371,7 +376,7 @@ def _detect(forced: str) -> SandboxInfo:
             return SandboxInfo(how, layers, warning, problems)
         problems[how] = why
     detail = "; ".join(f"{k}: {v}" for k, v in problems.items())
-    raise RuntimeError(f"no sandbox mode can start a worker here ({detail})")
+    raise SandboxUnavailable(f"no sandbox mode can start a worker here ({detail})")
 
 
 def info() -> SandboxInfo:

@@ -16,6 +16,7 @@ import json
 import os
 import re
 import resource
+import tempfile
 import uuid
 import zipfile
 from pathlib import Path
@@ -343,7 +344,10 @@ def hostile(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     base = tmp_path_factory.mktemp(f"hostile-{how}")
     class_dir, expected, sentinels = build_class(base)
     before = _snapshot(class_dir)
-    scratch = base / "scratch"
+    # not under pytest's basetemp: its 0700 root (reset by every pytest session of this user) would
+    # cut nobody-mode workers off their folders; the grader's own default is a fresh /dev/shm dir
+    holder = Path(tempfile.mkdtemp(prefix="dockerlab-hostile-"))
+    scratch = holder / "scratch"
     saved = os.environ.get("DOCKERLAB_SANDBOX")
     os.environ["DOCKERLAB_SANDBOX"] = how
     try:
@@ -360,6 +364,7 @@ def hostile(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     for sentinel in sentinels:
         sentinel.unlink(missing_ok=True)
     remove_tree(class_dir)  # 1100 folders deep: pytest's own clean-up would recurse
+    remove_tree(holder)
 
 
 def _snapshot(top: Path) -> dict[str, str]:
@@ -386,8 +391,10 @@ def test_every_student_gets_a_row_with_the_points_they_earned(hostile):
     assert wanted <= set(rows), wanted - set(rows)
     wrong = {s: (int(rows[s]["total"]), total) for s, total in hostile["expected"].items()
              if s in rows and int(rows[s]["total"]) != total}
-    assert not wrong, {s: [(t.task.key, t.messages[:1]) for t in hostile["results"][s].tasks if not t.passed]
-                       for s in wrong}
+    if wrong:
+        pytest.fail("\n".join(f"{s}: {got} points, expected {want}; " + "; ".join(
+            f"{t.task.key}: {(t.messages or [''])[0][:300]!r}" for t in hostile["results"][s].tasks if not t.passed)
+            for s, (got, want) in wrong.items()), pytrace=False)
     for row in rows.values():
         assert row["note"].startswith(f"sandbox: {hostile['mode']}"), row["note"]
     assert "clashes with the gradebook" in rows["grades.csv"]["note"]
