@@ -118,11 +118,23 @@ def _under(path: str, folder: str) -> bool:
 
 
 def _cached_roots() -> set[str]:
-    """Roots already in the builder's cache (each ``<name>/root``, never its ``truth.json``)."""
+    """Roots already in the builder's cache (each ``<name>/root``, never its ``truth.json``).
+
+    Only when grading (the grader's own per-submission cache): elsewhere the user's cache is
+    theirs, and a worker sees only the roots it is given.
+    """
     from fakeroot_builder.cache import cache_dir, source_fingerprint
+
+    if not _grading():
+        return set()
 
     home = cache_dir() / "roots" / source_fingerprint()  # <name>/root for each root of this builder
     return {str(p / "root") for p in home.glob("*") if _is_root(str(p / "root"))} if home.is_dir() else set()
+
+
+def _grading() -> bool:
+    """Run by the grader (hidden seeds): roots live in its scratch, which it may adjust."""
+    return bool(os.environ.get("DOCKERLAB_HIDDEN_SEEDS"))
 
 
 _prepared: set[str] = set()
@@ -157,15 +169,17 @@ def _empty_file(path: str) -> bool:
 
 
 def prepare_roots(paths: set[str]) -> None:
-    """Prepare roots for workers ahead of time (the grader does it once for the shared roots)."""
-    _prepare(paths)
+    """Prepare roots for workers ahead of time (the grader does it once for the shared roots,
+    which live in its scratch)."""
+    _prepare(paths, mirror=True)
 
 
-def _prepare(paths: set[str]) -> None:
+def _prepare(paths: set[str], mirror: bool | None = None) -> None:
     """Make each root readable by the worker: markers it can read, and (fallback mode) the
     permissions ``nobody`` needs (``o+rX``; the builder writes 0700/0600 like a daemon), with
     every ``truth.json`` next to a root kept unreadable (0600)."""
     nobody = sandbox.mode() == "nobody"
+    mirror = _grading() if mirror is None else mirror
     for real in {Path(p).resolve() for p in paths} - {Path(p) for p in _prepared}:
         truth = real.parent / "truth.json"
         if nobody:
@@ -173,7 +187,8 @@ def _prepare(paths: set[str]) -> None:
                 os.chmod(truth, 0o600)
             sandbox.reachable(real)
         for top, dirs, files in os.walk(real):
-            _mirror_markers(top, dirs + [f for f in files if _empty_file(os.path.join(top, f))])
+            if mirror:  # never in the user's own cache: its roots stay exactly as a daemon writes them
+                _mirror_markers(top, dirs + [f for f in files if _empty_file(os.path.join(top, f))])
             if not nobody:
                 continue
             for name in dirs + files:
