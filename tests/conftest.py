@@ -151,11 +151,53 @@ def _bad(obj: Any) -> Any:
     raise TypeError(f"returned a {type(obj).__name__}, which is not plain data (str, int, list, dict, None)")
 
 
+def _lists_diff(got: Any, expected: dict[str, list[Any]], limit: int = 4) -> list[str]:
+    """A short account of how two ``{key: [paths]}`` answers differ: missing, extra, wrong key."""
+    if not isinstance(got, dict) or not all(isinstance(v, list) for v in got.values()):
+        return []
+    where = {p: k for k, paths in expected.items() for p in paths}
+    said = {p: k for k, paths in got.items() for p in paths if isinstance(p, str)}
+    lines = []
+    wrong = sorted(p for p in set(where) & set(said) if where[p] != said[p])
+    for p in wrong[:limit]:
+        lines.append(f"{p}: you say {said[p]!r}, it is {where[p]!r}")
+    for key in expected:
+        if key not in got:
+            lines.append(f"the key {key!r} is missing")
+            continue
+        missing = sorted(p for p in expected[key] if p not in said)
+        extra = sorted(p for p in got[key] if p not in where)
+        for what, paths in (("missing from", missing), ("should not be in", extra)):
+            if paths:
+                shown = ", ".join(paths[:limit]) + (f" (+{len(paths) - limit} more)" if len(paths) > limit else "")
+                lines.append(f"{what} {key!r}: {shown}")
+    for key in got:
+        if key not in expected:
+            lines.append(f"unexpected key {key!r}")
+    return lines
+
+
 class Checker:
     """Calls a student's function and fails with the task, the input, got, expected and the hint."""
 
     def __init__(self, task: labinfo.Task | None) -> None:
         self.task = task
+        self.damage: list[str] = []
+
+    def damaged(self, what: str) -> None:
+        """Say how a test damaged its root; failures then show it."""
+        self.damage.append(what)
+
+    def _damage(self) -> str:
+        return "".join(f"\n  damaged:  {d}" for d in self.damage)
+
+    @staticmethod
+    def _roots(args: tuple[Any, ...], text: str) -> str:
+        """``text`` with every root's absolute path shown as ``<root>``."""
+        for a in args:
+            if isinstance(a, BuiltRoot):
+                text = text.replace(str(a.path), "<root>")
+        return text
 
     def _header(self) -> str:
         return f"Task {self.task.number} ({self.task.title})" if self.task else "This check"
@@ -179,7 +221,7 @@ class Checker:
             return _plain(func(*real))
         except Exception as exc:  # reported below, outside the handler, without a chained traceback
             message = self._failure(exc, shown)
-        pytest.fail(message, pytrace=False)
+        pytest.fail(self._roots(args, message + self._damage()), pytrace=False)
 
     def __call__(self, func: Callable[..., Any], *args: Any, expect: Any, normalize: Callable[[Any], Any] | None = None) -> None:
         got = self.call(func, *args)
@@ -193,8 +235,15 @@ class Checker:
         if got != expected:
             name = getattr(func, "__name__", "function")
             shown = f"{name}({', '.join(_show(a) for a in args)})"
+            lines = _lists_diff(got, expected) if isinstance(expected, dict) and all(
+                isinstance(v, list) for v in expected.values()) else []
+            if lines:
+                detail = "".join(f"\n    {line}" for line in lines)
+                answer = f"\n  differs:{detail}"
+            else:
+                answer = f"\n  got:      {got!r}\n  expected: {expected!r}"
             pytest.fail(
-                f"{self._header()}: wrong answer\n  call:     {shown}\n  got:      {got!r}\n  expected: {expected!r}{self._hint()}",
+                self._roots(args, f"{self._header()}: wrong answer{self._damage()}\n  call:     {shown}{answer}{self._hint()}"),
                 pytrace=False,
             )
 
@@ -208,13 +257,13 @@ class Checker:
             message = f"{self._header()}: {shown} returned {result!r}; expected it to raise {error.__name__}{self._hint()}"
         except error as exc:
             if mentions and mentions not in str(exc):
-                message = f"{self._header()}: {shown} raised {type(exc).__name__} without naming {mentions!r}: {exc}"
+                message = f"{self._header()}: {shown} raised {type(exc).__name__} without naming {mentions!r}: {exc}{self._hint()}"
         except Exception as exc:
             message = self._failure(exc, shown)
             if not isinstance(exc, (NotImplementedError, MissingFunction)):
                 message += f"\n  expected: {error.__name__}"
         if message:
-            pytest.fail(message, pytrace=False)
+            pytest.fail(self._roots(args, message + self._damage()), pytrace=False)
 
 
 @pytest.fixture

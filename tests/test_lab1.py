@@ -5,11 +5,13 @@ Run: ``tox -e lab1`` (your code) · ``tox -e lab1 -- -k task3`` (one task) · ``
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from fakeroot_builder import corrupt
 from fakeroot_builder.cache import graded_root
-from fakeroot_builder.errors import ParentCycleError, UnknownReferenceError
+from fakeroot_builder.errors import MissingEntryError, ParentCycleError, UnknownReferenceError
 
 task = pytest.mark.task
 
@@ -71,6 +73,48 @@ def test_digest_and_registry_qualified_references_resolve(lab1, root, check):
 
 
 @task("lab1", 1)
+def test_every_reference_of_every_image_resolves_to_it(lab1, root, check):
+    """Tags and digest references alike: ``nginx@<nginx:alpine's digest>`` is nginx:alpine."""
+    refs = [(ref, image) for image in root.truth.images for ref in image.refs]
+    assert any("@" in ref for ref, _ in refs)
+    for ref, image in refs:
+        check(lab1.resolve_image, root, ref, expect=image.image_id)
+
+
+def _shared_prefix(ids):
+    """The longest prefix two of ``ids`` share (bare hex), and the ids sharing it."""
+    best, pair = "", []
+    for a in ids:
+        for b in ids:
+            if a < b:
+                n = len(os.path.commonprefix([a, b]))
+                if n > len(best):
+                    best, pair = a[:n], [a, b]
+    return best, [i for i in ids if i.startswith(best)] if best else pair
+
+
+@task("lab1", 1)
+def test_a_short_id_two_images_share_is_ambiguous(lab1, root, small, broken_copy, check):
+    ids = [image.image_id[7:] for image in root.truth.images]
+    prefix, sharing = _shared_prefix(ids)
+    if prefix:  # found in the tree
+        check.raises(lab1.resolve_image, root, prefix, error=UnknownReferenceError, mentions=prefix)
+        for image_hex in sharing:  # one character more is unique again
+            short = image_hex[: len(prefix) + 1]
+            if sum(i.startswith(short) for i in ids) == 1:
+                check(lab1.resolve_image, root, short, expect="sha256:" + image_hex)
+    # and made: a second config whose name starts with the same 12 characters as nginx's
+    broken = broken_copy(small)
+    image = broken.truth.image("nginx:latest")
+    content = broken.path / "image/overlay2/imagedb/content/sha256"
+    twin = image.image_id[7:19] + ("f" if image.image_id[19] != "f" else "e") * 52
+    (content / twin).write_bytes((content / image.image_id[7:]).read_bytes())
+    check.damaged(f"imagedb/content/sha256/ holds a second config whose name starts with {image.image_id[7:19]}")
+    check.raises(lab1.resolve_image, broken, image.image_id[7:19], error=UnknownReferenceError)
+    check(lab1.resolve_image, broken, image.image_id, expect=image.image_id)
+
+
+@task("lab1", 1)
 def test_an_unknown_image_is_an_error_naming_it(lab1, root, check):
     check.raises(lab1.resolve_image, root, "no-such-image:1", error=UnknownReferenceError, mentions="no-such-image")
 
@@ -104,6 +148,22 @@ def test_every_layer_db_entry_reads_back_as_written(lab1, root, check):
 def test_a_base_layer_has_no_parent(lab1, root, check):
     base = root.truth.image("busybox:latest").layers[0]
     check(lab1.read_layer, root, base.db_id, expect=_entry(base))
+
+
+@task("lab1", 2)
+def test_a_missing_layer_db_entry_is_an_error(lab1, root, check):
+    absent = "sha256:" + "0" * 64
+    assert absent not in root.truth.layers()
+    check.raises(lab1.read_layer, root, absent, error=MissingEntryError, mentions="0" * 64)
+
+
+@task("lab1", 2)
+def test_a_layer_db_entry_without_its_cache_id_file_is_an_error(lab1, small, broken_copy, check):
+    broken = broken_copy(small)
+    layer = broken.truth.image("nginx:latest").layers[2]
+    (broken.path / "image/overlay2/layerdb/sha256" / layer.db_id[7:] / "cache-id").unlink()
+    check.damaged(f"layer 3 of nginx:latest ({layer.db_id[:19]}…) lost its cache-id file")
+    check.raises(lab1.read_layer, broken, layer.db_id, error=MissingEntryError, mentions="cache-id")
 
 
 # -- task 3 --------------------------------------------------------------------------------------
