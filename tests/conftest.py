@@ -256,7 +256,11 @@ class Checker:
             result = func(*real)
             message = f"{self._header()}: {shown} returned {result!r}; expected it to raise {error.__name__}{self._hint()}"
         except error as exc:
-            if mentions and mentions not in str(exc):
+            path, problem = getattr(exc, "path", "-"), getattr(exc, "problem", "-")
+            if path in ("", "None") or not isinstance(problem, str) or not problem:
+                message = (f"{self._header()}: {shown} raised {type(exc).__name__} without saying where and what:"
+                           f" path={path!r}, problem={problem!r} (give both: {error.__name__}(path, problem)){self._hint()}")
+            elif mentions and mentions not in str(exc):
                 message = f"{self._header()}: {shown} raised {type(exc).__name__} without naming {mentions!r}: {exc}{self._hint()}"
         except Exception as exc:
             message = self._failure(exc, shown)

@@ -5,13 +5,20 @@ Run: ``tox -e lab1`` (your code) · ``tox -e lab1 -- -k task3`` (one task) · ``
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
 
 from fakeroot_builder import corrupt
 from fakeroot_builder.cache import graded_root
-from fakeroot_builder.errors import MissingEntryError, ParentCycleError, UnknownReferenceError
+from fakeroot_builder.errors import (
+    CorruptJSONError,
+    MalformedIdError,
+    MissingEntryError,
+    ParentCycleError,
+    UnknownReferenceError,
+)
 
 task = pytest.mark.task
 
@@ -120,6 +127,35 @@ def test_an_unknown_image_is_an_error_naming_it(lab1, root, check):
 
 
 @task("lab1", 1)
+def test_a_broken_repositories_json_or_config_is_an_error_naming_the_file(lab1, small, broken_copy, check):
+    broken = broken_copy(small)
+    store = broken.path / "image/overlay2"
+    image = broken.truth.image("nginx:latest")
+    repos = store / "repositories.json"
+    text = repos.read_text()
+    repos.write_text(text.replace(image.image_id, "sha256:not-an-id"))
+    check.damaged("repositories.json: every reference of nginx:latest now points at 'sha256:not-an-id'")
+    check.raises(lab1.resolve_image, broken, next(r for r in image.refs if r.startswith("nginx:")),
+                 error=MalformedIdError, mentions="repositories.json")
+    repos.write_text('{"Repositories": ["nginx"]}')
+    check.damaged('repositories.json now holds {"Repositories": ["nginx"]}')
+    check.raises(lab1.resolve_image, broken, "nginx", error=CorruptJSONError, mentions="repositories.json")
+    repos.unlink()  # a daemon that never pulled: no repositories.json; ids still resolve
+    check(lab1.resolve_image, broken, image.image_id, expect=image.image_id)
+    check.raises(lab1.resolve_image, broken, "nginx", error=UnknownReferenceError, mentions="nginx")
+    config = store / "imagedb/content/sha256" / image.image_id[7:]
+    doc = json.loads(config.read_text())
+    doc["rootfs"]["diff_ids"][1] = "sha256:short"
+    config.write_text(json.dumps(doc))
+    check.damaged(f"the config of nginx:latest: its second diff id is now 'sha256:short'")
+    check.raises(lab1.image_layer_ids, broken, image.image_id, error=MalformedIdError, mentions=image.image_id[7:])
+    del doc["rootfs"]
+    config.write_text(json.dumps(doc))
+    check.damaged("the config of nginx:latest lost its rootfs")
+    check.raises(lab1.image_layer_ids, broken, image.image_id, error=CorruptJSONError, mentions=image.image_id[7:])
+
+
+@task("lab1", 1)
 def test_image_refs_lists_every_tag_and_digest_of_an_image(lab1, root, check):
     for image in root.truth.images:
         check(lab1.image_refs, root, image.image_id, expect=sorted(image.refs))
@@ -166,6 +202,18 @@ def test_a_layer_db_entry_without_its_cache_id_file_is_an_error(lab1, small, bro
     check.raises(lab1.read_layer, broken, layer.db_id, error=MissingEntryError, mentions="cache-id")
 
 
+@task("lab1", 2)
+def test_a_malformed_layer_db_file_is_an_error_naming_it(lab1, small, broken_copy, check):
+    broken = broken_copy(small)
+    check.raises(lab1.read_layer, broken, "not-a-db-id", error=MalformedIdError, mentions="not-a-db-id")
+    layers = broken.truth.image("nginx:latest").layers
+    for layer, name, value in ((layers[1], "cache-id", "not-a-cache-id"), (layers[2], "size", "12kB"),
+                               (layers[3], "parent", "sha256:nope"), (layers[4], "diff", "nope")):
+        (broken.path / "image/overlay2/layerdb/sha256" / layer.db_id[7:] / name).write_text(value)
+        check.damaged(f"layer {layers.index(layer) + 1} of nginx:latest: its {name} file now holds {value!r}")
+        check.raises(lab1.read_layer, broken, layer.db_id, error=MalformedIdError, mentions=name)
+
+
 # -- task 3 --------------------------------------------------------------------------------------
 
 
@@ -206,6 +254,13 @@ def test_db_id_in_an_image_is_the_one_of_its_own_stack(lab1, root, check):
             check(lab1.db_id_in_image, root, name, layer.layer_id, expect=layer.db_id)
 
 
+@task("lab1", 3)
+def test_a_layer_of_another_image_has_no_db_id_in_this_one(lab1, root, check):
+    nginx, alpine = root.truth.image("nginx:latest"), root.truth.image("alpine:3.19")
+    foreign = next(x for x in alpine.layer_ids if x not in nginx.layer_ids)
+    check.raises(lab1.db_id_in_image, root, "nginx", foreign, error=UnknownReferenceError, mentions=foreign)
+
+
 # -- task 4 --------------------------------------------------------------------------------------
 
 
@@ -230,6 +285,17 @@ def test_the_shared_base_layer_is_one_directory_for_four_images(lab1, root, chec
     base = root.truth.image(names[0]).layers[0]
     for name in names:
         check(lab1.layer_diff_dir, root, name, base.layer_id, expect=str(root.path / base.diff_dir), normalize=os.path.normpath)
+
+
+@task("lab1", 4)
+def test_a_missing_cache_directory_is_an_error_naming_it(lab1, small, broken_copy, check):
+    broken = broken_copy(small)
+    layer = broken.truth.image("nginx:latest").layers[2]
+    corrupt.remove_cache_dir(broken.path, broken.truth, layer)
+    check.damaged(f"overlay2/{layer.cache_id[:12]}… (layer 3 of nginx:latest) was removed")
+    check.raises(lab1.layer_diff_dir, broken, "nginx", layer.layer_id, error=MissingEntryError, mentions=layer.cache_id)
+    other = broken.truth.image("nginx:alpine").layers[0]
+    check.raises(lab1.layer_diff_dir, broken, "nginx", other.layer_id, error=UnknownReferenceError, mentions=other.layer_id)
 
 
 # -- task 5 --------------------------------------------------------------------------------------
@@ -281,7 +347,8 @@ def test_a_parent_cycle_is_reported_not_followed_forever(lab1, small, broken_cop
     broken = broken_copy(small)
     image = broken.truth.image("nginx:latest")
     corrupt.parent_cycle(broken.path, broken.truth, image.layers[0], image.layers[-1])
-    check.raises(lab1.image_stack, broken, "nginx", error=ParentCycleError)
+    check.damaged("the base layer of nginx:latest: its parent file now points at the top layer")
+    check.raises(lab1.image_stack, broken, "nginx", error=ParentCycleError, mentions="parent")
 
 
 # -- task 6 --------------------------------------------------------------------------------------

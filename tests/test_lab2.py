@@ -11,7 +11,13 @@ import shutil
 import pytest
 
 from fakeroot_builder import corrupt
-from fakeroot_builder.errors import DanglingLinkError, TooManyLowersError, UnknownReferenceError
+from fakeroot_builder.errors import (
+    DanglingLinkError,
+    MalformedIdError,
+    MissingEntryError,
+    TooManyLowersError,
+    UnknownReferenceError,
+)
 
 task = pytest.mark.task
 
@@ -46,6 +52,22 @@ def test_a_link_pointing_nowhere_is_an_error(lab2, small, broken_copy, check):
     layer = broken.truth.image("nginx:latest").layers[0]
     (broken.path / "overlay2/l" / layer.link).unlink()
     check.raises(lab2.resolve_link, broken, layer.link, error=DanglingLinkError, mentions=layer.link)
+
+
+@task("lab2", 1)
+def test_a_malformed_or_misdirected_link_is_an_error_naming_it(lab2, small, broken_copy, check):
+    broken = broken_copy(small)
+    layers = broken.truth.image("nginx:latest").layers
+    check.raises(lab2.read_link, broken, "0" * 64, error=MissingEntryError, mentions="0" * 64)
+    check.raises(lab2.resolve_link, broken, "not-a-link", error=MalformedIdError, mentions="not-a-link")
+    (broken.path / "overlay2" / layers[1].cache_id / "link").write_text("short")
+    check.damaged(f"layer 2 of nginx:latest: its link file now holds 'short'")
+    check.raises(lab2.read_link, broken, layers[1].cache_id, error=MalformedIdError, mentions=layers[1].cache_id)
+    link = broken.path / "overlay2/l" / layers[2].link
+    link.unlink()
+    link.symlink_to("../nowhere/diff")
+    check.damaged(f"l/{layers[2].link} now points at ../nowhere/diff")
+    check.raises(lab2.resolve_link, broken, layers[2].link, error=DanglingLinkError, mentions=layers[2].link)
 
 
 # -- task 2 --------------------------------------------------------------------------------------
@@ -84,7 +106,17 @@ def test_more_than_128_lowers_is_an_error(lab2, small, broken_copy, check):
     broken = broken_copy(small)
     layer = broken.truth.image("nginx:latest").layers[-1]
     corrupt.too_many_lowers(broken.path, broken.truth, layer)
-    check.raises(lab2.lower_chain, broken, layer.cache_id, error=TooManyLowersError)
+    check.damaged("the top layer of nginx:latest: its lower file lists 129 layers")
+    check.raises(lab2.lower_chain, broken, layer.cache_id, error=TooManyLowersError, mentions="lower")
+
+
+@task("lab2", 2)
+def test_a_lower_entry_not_under_l_is_an_error(lab2, small, broken_copy, check):
+    broken = broken_copy(small)
+    layer = broken.truth.image("nginx:latest").layers[-1]
+    (broken.path / "overlay2" / layer.cache_id / "lower").write_text(f"x/{layer.lower[0]}")
+    check.damaged(f"the top layer of nginx:latest: its lower file now holds x/{layer.lower[0]}")
+    check.raises(lab2.lower_chain, broken, layer.cache_id, error=MalformedIdError, mentions="lower")
 
 
 # -- task 3 --------------------------------------------------------------------------------------
@@ -160,6 +192,15 @@ def test_a_malformed_or_overlong_lower_file_is_reported(lab2, small, broken_copy
     check(lab2.check_lowers, broken, expect=sorted([malformed.db_id, overlong.db_id]))
 
 
+@task("lab2", 3)
+def test_a_parent_cycle_is_reported_not_followed_forever(lab2, small, broken_copy, check):
+    broken = broken_copy(small)
+    image = broken.truth.image("nginx:latest")
+    corrupt.parent_cycle(broken.path, broken.truth, image.layers[0], image.layers[-1])
+    check.damaged("the base layer of nginx:latest: its parent file now points at the top layer")
+    check(lab2.check_lowers, broken, expect=corrupt.above(broken.truth, image.layers[0]))
+
+
 # -- task 4 --------------------------------------------------------------------------------------
 
 
@@ -198,6 +239,19 @@ def test_an_id_prefix_two_containers_share_is_ambiguous(lab2, root, broken_copy,
     check.damaged(f"containers/ holds a second container whose id starts with {c.id[:12]}")
     check.raises(lab2.mount_options, broken, c.id[:12], error=UnknownReferenceError)
     check(lab2.mount_options, broken, c.id, expect=_mount_options(broken, c))
+
+
+@task("lab2", 4)
+def test_unknown_or_malformed_containers_are_errors(lab2, root, small, broken_copy, check):
+    c = root.truth.containers[0]
+    check(lab2.mount_options, root, "/" + c.name, expect=_mount_options(root, c))
+    check.raises(lab2.mount_options, root, "", error=UnknownReferenceError)
+    check.raises(lab2.mount_options, root, "no_such_container", error=UnknownReferenceError, mentions="no_such_container")
+    check.raises(lab2.mount_options, small, c.id[:12], error=UnknownReferenceError, mentions=c.id[:12])
+    broken = broken_copy(root)
+    (broken.path / "image/overlay2/layerdb/mounts" / c.id / "mount-id").write_text(c.init_id)
+    check.damaged(f"layerdb/mounts/{c.id[:12]}…/mount-id now names the -init layer")
+    check.raises(lab2.mount_options, broken, c.id, error=MalformedIdError, mentions="mount-id")
 
 
 @task("lab2", 4)
