@@ -26,9 +26,8 @@ _COMMAND_MODULES = ("dockerlab.export", "dockerlab.grading.commands")
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
-    from fakeroot_builder.build import plan_root
+    from fakeroot_builder.build import plan_root, write_store
     from fakeroot_builder.safety import check_target, write_atomically
-    from fakeroot_builder.writer import write_plan
 
     out = Path(args.out).expanduser()
     check_target(out, args.force)
@@ -41,14 +40,14 @@ def _cmd_build(args: argparse.Namespace) -> int:
     if truth_file is not None and not truth_file.parent.is_dir():
         raise DockerLabError(f"--truth {truth_file}: directory {truth_file.parent} does not exist")
     plan = plan_root(seed=args.seed, images=images, host_seed=args.host_seed, containers=not args.no_containers)
-    notes = write_atomically(out, lambda staging: write_plan(plan, staging))
-    truth = plan.truth(notes)
-    for note in notes:
+    truth = write_atomically(out, lambda staging: write_store(plan, staging, args.store))
+    for note in truth.notes:
         print(f"warning: {out}: {note}", file=sys.stderr)
     if truth_file is not None:
         truth_file.write_text(truth.to_json())
     layers = len(truth.layers())
-    print(f"built {out}: {len(truth.images)} images, {layers} layers, {len(truth.containers)} containers (seed {args.seed})")
+    store = "containerd store (Docker 29)" if args.store == "containerd" else "classic store (overlay2)"
+    print(f"built {out}: {len(truth.images)} images, {layers} layers, {len(truth.containers)} containers (seed {args.seed}, {store})")
     return 0
 
 
@@ -106,6 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--truth", default=None, help="also write the ground truth as JSON to this file")
     p.add_argument("--no-containers", action="store_true", help="leave out the containers")
     p.add_argument("--force", action="store_true", help="replace a non-empty --out")
+    p.add_argument(
+        "--store", choices=("classic", "containerd"), default="classic",
+        help="classic: /var/lib/docker with overlay2 (default); containerd: /var/lib/containerd as Docker 29 leaves it",
+    )
     p.set_defaults(func=_cmd_build)
 
     p = sub.add_parser("clean", help="remove a root made by `dockerlab build` (rm -rf cannot, as a user)")
