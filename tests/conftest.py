@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable
@@ -177,6 +178,26 @@ def _lists_diff(got: Any, expected: dict[str, list[Any]], limit: int = 4) -> lis
     return lines
 
 
+def _options_diff(got: Any, expected: Any, width: int = 150) -> list[str]:
+    """For ``key=value,key=value`` answers (mount options): the options that differ, one a line."""
+    if not (isinstance(got, str) and isinstance(expected, str) and "=" in expected and "," in expected):
+        return []
+    mine = dict(part.partition("=")[::2] for part in got.split(","))
+    want = dict(part.partition("=")[::2] for part in expected.split(","))
+    lines = []
+    for key in list(want) + [k for k in mine if k not in want]:
+        if mine.get(key) != want.get(key):
+            a, b = mine.get(key), want.get(key)
+            if a is not None and b is not None and ":" in b:  # a ':'-joined list: the first entry that differs
+                pa, pb = a.split(":"), b.split(":")
+                i = next((i for i, (x, y) in enumerate(zip(pa, pb)) if x != y), min(len(pa), len(pb)))
+                lines.append(f"{key}: entry {i + 1} of {len(pb)} differs: got {pa[i] if i < len(pa) else None!r}, "
+                             f"expected {pb[i] if i < len(pb) else None!r} (you have {len(pa)} entries)")
+            else:
+                lines.append(f"{key}: got {str(a)[:width]!r}, expected {str(b)[:width]!r}")
+    return lines
+
+
 class Checker:
     """Calls a student's function and fails with the task, the input, got, expected and the hint."""
 
@@ -236,7 +257,8 @@ class Checker:
             name = getattr(func, "__name__", "function")
             shown = f"{name}({', '.join(_show(a) for a in args)})"
             lines = _lists_diff(got, expected) if isinstance(expected, dict) and all(
-                isinstance(v, list) for v in expected.values()) else []
+                isinstance(v, list) for v in expected.values()) else _options_diff(
+                self._roots(args, got) if isinstance(got, str) else got, self._roots(args, expected))
             if lines:
                 detail = "".join(f"\n    {line}" for line in lines)
                 answer = f"\n  differs:{detail}"
@@ -247,7 +269,7 @@ class Checker:
                 pytrace=False,
             )
 
-    def raises(self, func: Callable[..., Any], *args: Any, error: type[BaseException], mentions: str = "") -> None:
+    def raises(self, func: Callable[..., Any], *args: Any, error: type[BaseException], mentions: str | re.Pattern[str] = "") -> None:
         name = getattr(func, "__name__", "function")
         shown = f"{name}({', '.join(_show(a) for a in args)})"
         real = [str(a.path) if isinstance(a, BuiltRoot) else a for a in args]
@@ -260,8 +282,8 @@ class Checker:
             if not text.strip() or text.startswith("None:") or text.endswith(": None"):
                 message = (f"{self._header()}: {shown} raised {type(exc).__name__}({text!r}) without saying where"
                            f" and what (give both: {error.__name__}(path, problem)){self._hint()}")
-            elif mentions and mentions not in str(exc):
-                message = f"{self._header()}: {shown} raised {type(exc).__name__} without naming {mentions!r}: {exc}{self._hint()}"
+            elif mentions and not (mentions.search(text) if isinstance(mentions, re.Pattern) else mentions in text):
+                message = f"{self._header()}: {shown} raised {type(exc).__name__} without naming {getattr(mentions, 'pattern', mentions)!r}: {exc}{self._hint()}"
         except Exception as exc:
             message = self._failure(exc, shown)
             if not isinstance(exc, (NotImplementedError, MissingFunction)):

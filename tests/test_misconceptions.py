@@ -8,7 +8,6 @@ takes its functions from :func:`misconceptions.namespace`) and must fail at leas
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,12 +18,13 @@ from dockerlab import labinfo
 TESTS = Path(__file__).resolve().parent
 
 
-def _graded_conftest():
-    """tests/conftest.py's module (other conftest modules exist; ``import conftest`` may find one)."""
-    for module in list(sys.modules.values()):
-        file = getattr(module, "__file__", None)
+def _graded_conftest(config: pytest.Config):
+    """tests/conftest.py's module, as this session registered it (several conftest modules exist,
+    so ``import conftest`` or ``sys.modules`` may not find this one)."""
+    for plugin in config.pluginmanager.get_plugins():
+        file = getattr(plugin, "__file__", None)
         if file and Path(file).resolve() == TESTS / "conftest.py":
-            return module
+            return plugin
     raise LookupError("tests/conftest.py is not loaded")
 
 
@@ -56,11 +56,11 @@ def _slug(m: Misconception) -> str:
 
 
 @pytest.mark.parametrize("index", range(len(MISCONCEPTIONS)), ids=[_slug(m) for m in MISCONCEPTIONS])
-def test_the_graded_tests_fail_the_misconception(index: int, tmp_path: Path) -> None:
+def test_the_graded_tests_fail_the_misconception(index: int, tmp_path: Path, pytestconfig: pytest.Config) -> None:
     m = MISCONCEPTIONS[index]
     folder = _impl_folder(tmp_path, index, m)
     collector = _Outcomes()
-    graded_conftest = _graded_conftest()
+    graded_conftest = _graded_conftest(pytestconfig)
     saved = {k: list(v) for k, v in graded_conftest.task_results().items()}
     try:
         pytest.main(
