@@ -23,8 +23,10 @@ Docker 29 keeps in a different root; the build target is the containerd root onl
 the containerd *container* record when a container stops, so a root whose containers are all
 created or exited has none (only the empty ``containers`` bucket once one has run).
 
-Everything random (times, extract keys, the introspection uuid) comes from the host seed; ids
-and digests from the plan. Same seeds, same bytes.
+Everything random comes from the host seed: times, the introspection uuid, and the containers
+the user ran with ``--rm`` between two pulls (gone, but their numbers stay used, so snapshot ids
+differ from host to host as on real machines). Digests and keys come from the plan. Same seeds,
+same bytes.
 """
 
 from __future__ import annotations
@@ -255,8 +257,18 @@ class _Host:
         return go_time_binary(self.clock.replace(microsecond=0), self.clock.microsecond * 1000 + self.random.randrange(1000))
 
     def later(self) -> None:
-        """Minutes pass between two things the user did."""
+        """Minutes pass between two things the user did; maybe a ``docker run --rm`` or two.
+
+        A container run and removed in between leaves nothing but numbers used up (three names,
+        two ids): this is why the snapshot ids of the same images differ from host to host.
+        """
         self.clock += timedelta(seconds=self.random.uniform(30, 1800))
+        if self.by_key:
+            for _ in range(self.random.choice((0, 0, 1, 2))):
+                self.prepare()  # <id>-init-key
+                self.commit()  # <id>-init
+                self.prepare()  # <id>
+                self.clock += timedelta(seconds=self.random.uniform(1, 120))
 
     # the two sequences --------------------------------------------------------------------------
     def prepare(self) -> tuple[int, int]:
@@ -423,8 +435,8 @@ class _Host:
             upperdir=f"{SNAPSHOTTER_DIR}/snapshots/{rw.id}/fs",
             lowerdirs=tuple(f"{SNAPSHOTTER_DIR}/snapshots/{n}/fs" for n in lowers),
         ))
-        if cp.recipe.state == "exited":
-            self.later()  # started: a task ran, then stopped and was deleted
+        if cp.recipe.state == "exited":  # started: a task ran, then stopped and was deleted
+            self.clock += timedelta(seconds=self.random.uniform(30, 1800))
 
 
 def _names(ip: ImagePlan) -> tuple[str, str, list[str]]:
