@@ -56,7 +56,7 @@ as_user 'set -e; cd ~/ci-platforms && cp -r student-all mine && cd mine
   echo "git add -A: $(git diff --cached --name-only | wc -l) files, none of .venv/, .tox/, saved progress"'
 
 echo "--- Python 3.10 (Ubuntu 22.04, Gradescope's base image): what ships must not need newer ($(date -u +%H:%M:%S))"
-as_user 'cd ~/ci-platforms/course && ../venv/bin/vermin -q -t=3.10- --no-tips --eval-annotations \
+as_user 'cd ~/ci-platforms/course && ../venv/bin/vermin --violations -t=3.10- --no-tips --eval-annotations \
   dockerlab fakeroot_builder labs tests/conftest.py tests/test_lab*.py'
 
 echo "--- actionlint and shellcheck on the released workflows and the Gradescope scripts ($(date -u +%H:%M:%S))"
