@@ -524,6 +524,8 @@ def test_without_mknod_and_trusted_xattrs_the_build_warns_and_uses_the_classic_f
     with pytest.warns(DegradedRootWarning):
         truth = build_root(target, images=["nginx:latest"], store="containerd")
     assert any("whiteout" in n for n in truth.notes) and any("opaque" in n for n in truth.notes)
+    assert truth.forms["whiteout"] in ("user.overlay.whiteout", "mode-0000 file")
+    assert truth.forms["opaque"] in ("user.overlay.opaque", "unmarked")
     ct = truth.containerd
     for layer in truth.image("nginx:latest").layers:
         fs = target / ct.snapshot(layer.db_id).fs_dir
