@@ -13,14 +13,13 @@ import re
 
 import pytest
 
-from ctrstate import NS, Capture, catalogue, full_name
+from ctrstate import GO_TIME_RE, NS, Capture, catalogue, full_name
 from fakeroot_builder import bbolt
 from fakeroot_builder.cache import BuiltRoot
 
 pytestmark = pytest.mark.conformance
 
 NAME_RE = re.compile(rb"^moby/(\d+)/(.+)$")
-GO_TIME_RE = re.compile(rb"^\x01\x00\x00\x00\x0e.{8}\xff\xff$", re.S)  # time.MarshalBinary, UTC
 
 
 def uvarint(data: bytes) -> tuple[int, int]:
