@@ -51,6 +51,8 @@ class Capture:
     snapshots: dict[str, tuple[str, str]] = field(default_factory=dict)  # key -> (parent, kind)
     meta: bbolt.Bucket | None = None
     snap_db: bbolt.Bucket | None = None
+    meta_live: bbolt.Bucket | None = None  # read while the daemon ran (and held its flock)
+    snap_db_live: bbolt.Bucket | None = None
     snapshot_dirs: list[str] = field(default_factory=list)
     blobs: dict[str, bytes] = field(default_factory=dict)  # digest -> bytes (configs only)
 

@@ -153,3 +153,11 @@ def test_import_labels_on_snapshots(imported: Capture):
             assert "containerd.io/snapshot.ref" not in labels
         else:
             assert labels["containerd.io/snapshot.ref"] == key
+
+
+def test_the_databases_read_the_same_while_containerd_runs(imported: Capture):
+    """dockerlab's tools read a live host's files: containerd holds an exclusive flock on them,
+    which a plain read ignores; the last committed transaction is what comes back."""
+    assert imported.meta_live.bucket("v1", NS, "images") == imported.meta.bucket("v1", NS, "images")
+    assert imported.meta_live.bucket("v1", NS, "content") == imported.meta.bucket("v1", NS, "content")
+    assert imported.snap_db_live == imported.snap_db
