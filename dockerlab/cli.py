@@ -60,19 +60,20 @@ def _cmd_clean(args: argparse.Namespace) -> int:
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
-    from .inspect import inspect_containerd, inspect_image, render_table, to_json
+    from .containerd_tools import inspect_containerd, render_containerd
+    from .inspect import inspect_image, render_table, to_json
     from .stores import CONTAINERD, find_store
 
     store = find_store(args.root, again=["inspect", args.ref])
     if store.kind == CONTAINERD:
-        info = inspect_containerd(store.root, args.ref, args.impl)
+        info, render = inspect_containerd(store.root, args.ref, args.impl), render_containerd
     else:
-        info = inspect_image(store.root, args.ref, args.impl)
+        info, render = {"store": store.kind, **inspect_image(store.root, args.ref, args.impl)}, render_table
     if args.json:
         print(to_json(info))
     else:
         print(store.describe())
-        print(render_table(info))
+        print(render(info))
     return 0
 
 

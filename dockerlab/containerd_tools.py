@@ -1,4 +1,4 @@
-"""``export`` and ``pull-log`` on a containerd root (Docker 29's image store).
+"""``inspect``, ``export`` and ``pull-log`` on a containerd root (Docker 29's image store).
 
 As for the classic store (:mod:`dockerlab.export`), ids are never resolved here: the image's
 target, manifest, config and layer blobs come from the lab 3 functions of the chosen
@@ -23,13 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from fakeroot_builder import bbolt
-from fakeroot_builder.errors import CorruptJSONError, LayerMismatchError, NotPulledError
+from fakeroot_builder.errors import CorruptJSONError, LayerMismatchError, NotPulledError, UnknownReferenceError
 
 from .export import _MAX_CONCURRENT_DOWNLOADS, _Member, _epoch_seconds, _familiar, _path_in_registry, _split_ref
 from .export import _BLOCK, _EPOCH, _write_atomically, _write_member
 from .impl import Implementation, load
 
-__all__ = ["export_containerd", "pull_log_containerd"]
+__all__ = ["export_containerd", "inspect_containerd", "pull_log_containerd", "render_containerd"]
 
 _META_DB = os.path.join("io.containerd.metadata.v1.bolt", "meta.db")
 _DISTRIBUTION_SOURCE = "containerd.io/distribution.source."
@@ -151,3 +151,53 @@ def pull_log_containerd(root: str | os.PathLike[str], ref: str, progress: bool =
         target["name"],
     ]
     return "\n".join(lines) + "\n"
+
+
+def _short(value: str | None) -> str:
+    return "-" if value is None else value.removeprefix("sha256:")[:12]
+
+
+def inspect_containerd(root: str, ref: str, impl: str = "solutions") -> dict[str, Any]:
+    """``{"store", "image_id", "names", "config", "layers": [{layer_id, digest, snapshot_key,
+    snapshot_id, kind, parent, fs_dir}]}`` of an image in a containerd root (Docker 29)."""
+    lab3 = load("lab3", impl)
+    try:
+        target = lab3.image_target(root, ref)
+    except UnknownReferenceError as exc:  # say what there is, as `docker images` would
+        raise UnknownReferenceError(exc.path, f"{exc.problem}; its images are: {', '.join(lab3.image_names(root)) or '(none)'}") from None
+    names = [n for n in lab3.image_names(root) if n == target["name"] or lab3.image_target(root, n)["digest"] == target["digest"]]
+    layers = []
+    for layer_id, digest, key in zip(
+        lab3.image_diff_ids(root, ref), lab3.layer_digests(root, ref), lab3.image_snapshot_keys(root, ref)
+    ):
+        snap = lab3.read_snapshot(root, key)
+        layers.append(
+            {
+                "layer_id": layer_id,
+                "digest": digest,
+                "snapshot_key": key,
+                "snapshot_id": snap["id"],
+                "kind": snap["kind"],
+                "parent": snap["parent"],
+                "fs_dir": str(lab3.snapshot_dir(root, key)),
+            }
+        )
+    return {"store": "containerd", "image_id": target["digest"], "names": names, "config": lab3.image_config(root, ref), "layers": layers}
+
+
+def render_containerd(info: dict[str, Any]) -> str:
+    """``dockerlab inspect`` on a containerd root: the stack base first, each snapshot's directory."""
+    lines = [
+        f"image {info['image_id']}  {' '.join(info['names'])}",
+        f"config {info['config']}  (the classic store's image id)",
+        f"{len(info['layers'])} layers, base first; snapshot key = ChainID (lab 1's db id)",
+        "",
+        f"{'#':>3}  {'DiffID':<12}  {'blob':<12}  {'snapshot key':<12}  {'parent':<12}  {'id':>4}",
+    ]
+    for i, layer in enumerate(info["layers"], 1):
+        lines.append(
+            f"{i:>3}  {_short(layer['layer_id'])}  {_short(layer['digest'])}  {_short(layer['snapshot_key'])}  "
+            f"{_short(layer['parent']):<12}  {layer['snapshot_id']:>4}"
+        )
+        lines.append(f"     {layer['fs_dir']}")
+    return "\n".join(lines)

@@ -1,8 +1,7 @@
 """An image's stack, as ``dockerlab inspect`` shows it, composed from a lab implementation.
 
-Nothing here resolves ids itself: every step is a task function of lab 1 or lab 2 (a classic
-Docker root) or of lab 3 (a containerd root), taken from ``solutions/`` (the reference reader)
-or from the student's ``labs/`` with ``--impl labs``.
+Nothing here resolves ids itself: every step is a task function of lab 1 or lab 2, taken from
+``solutions/`` (the reference reader) or from the student's ``labs/`` with ``--impl labs``.
 """
 
 from __future__ import annotations
@@ -12,7 +11,7 @@ from typing import Any
 
 from .impl import load
 
-__all__ = ["inspect_containerd", "inspect_image", "render_table", "to_json"]
+__all__ = ["inspect_image", "render_table"]
 
 
 def inspect_image(root: str, ref: str, impl: str = "solutions") -> dict[str, Any]:
@@ -35,32 +34,7 @@ def inspect_image(root: str, ref: str, impl: str = "solutions") -> dict[str, Any
             }
         )
     tags = [r for r in lab1.image_refs(root, image_id) if "@" not in r]
-    return {"store": "classic", "image_id": image_id, "repo_tags": tags, "layers": layers}
-
-
-def inspect_containerd(root: str, ref: str, impl: str = "solutions") -> dict[str, Any]:
-    """``{"store", "image_id", "names", "config", "layers": [{layer_id, digest, snapshot_key,
-    snapshot_id, kind, parent, fs_dir}]}`` of an image in a containerd root (Docker 29)."""
-    lab3 = load("lab3", impl)
-    target = lab3.image_target(root, ref)
-    names = [n for n in lab3.image_names(root) if n == target["name"] or lab3.image_target(root, n)["digest"] == target["digest"]]
-    layers = []
-    for layer_id, digest, key in zip(
-        lab3.image_diff_ids(root, ref), lab3.layer_digests(root, ref), lab3.image_snapshot_keys(root, ref)
-    ):
-        snap = lab3.read_snapshot(root, key)
-        layers.append(
-            {
-                "layer_id": layer_id,
-                "digest": digest,
-                "snapshot_key": key,
-                "snapshot_id": snap["id"],
-                "kind": snap["kind"],
-                "parent": snap["parent"],
-                "fs_dir": str(lab3.snapshot_dir(root, key)),
-            }
-        )
-    return {"store": "containerd", "image_id": target["digest"], "names": names, "config": lab3.image_config(root, ref), "layers": layers}
+    return {"image_id": image_id, "repo_tags": tags, "layers": layers}
 
 
 def _short(value: str | None) -> str:
@@ -68,9 +42,7 @@ def _short(value: str | None) -> str:
 
 
 def render_table(info: dict[str, Any]) -> str:
-    """The stack base first, one row per layer, with its directory under it."""
-    if info.get("store") == "containerd":
-        return _render_containerd(info)
+    """The stack base first, one row per layer, with its overlay2 directory under it."""
     lines = [
         f"image {info['image_id']}  {' '.join(info['repo_tags'])}",
         f"{len(info['layers'])} layers, base first",
@@ -89,20 +61,3 @@ def render_table(info: dict[str, Any]) -> str:
 def to_json(info: dict[str, Any]) -> str:
     """The ``--json`` form."""
     return json.dumps(info, indent=2)
-
-
-def _render_containerd(info: dict[str, Any]) -> str:
-    lines = [
-        f"image {info['image_id']}  {' '.join(info['names'])}",
-        f"config {info['config']}  (the classic store's image id)",
-        f"{len(info['layers'])} layers, base first; snapshot key = ChainID (lab 1's db id)",
-        "",
-        f"{'#':>3}  {'DiffID':<12}  {'blob':<12}  {'snapshot key':<12}  {'parent':<12}  {'id':>4}",
-    ]
-    for i, layer in enumerate(info["layers"], 1):
-        lines.append(
-            f"{i:>3}  {_short(layer['layer_id'])}  {_short(layer['digest'])}  {_short(layer['snapshot_key'])}  "
-            f"{_short(layer['parent']):<12}  {layer['snapshot_id']:>4}"
-        )
-        lines.append(f"     {layer['fs_dir']}")
-    return "\n".join(lines)
