@@ -106,6 +106,7 @@ GRADED_ROOTS: dict[str, Callable[[int], dict[str, Any]]] = {
     "other-content": lambda seed: {"seed": seed + 1, "images": ["nginx:latest"], "containers": False},
     "small": lambda seed: {"seed": seed, "images": ["nginx:latest", "nginx:alpine"], "containers": False},
     "small-with-containers": lambda seed: {"seed": seed, "images": ["nginx:latest", "alpine:3.19"]},
+    "containerd": lambda seed: {"seed": seed, "store": "containerd"},  # lab 3: the full catalogue, Docker 29
 }
 
 
