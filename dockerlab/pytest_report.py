@@ -1,0 +1,213 @@
+"""How a graded run prints: calm, one failure per task, the progress table last.
+
+Loaded by ``tests/conftest.py``. A run whose tests all belong to lab tasks (``tox -e lab1``)
+prints, instead of pytest's failure sections and short summary:
+
+* for each failing task, one representative failure (the task, the call, what came back, what
+  was expected) and the task's hint once, the other failures of the task counted; tasks not
+  started yet (every test hit ``NotImplementedError``) after the first get one line;
+* sha256 ids shortened to 12 hex digits, longer only where two ids differ further in;
+* the progress table last (saved progress for the tasks this run did not run).
+
+``-v`` shows every failure (``-vv``: with full ids). Runs of the student's own ``labs/`` update
+the saved progress (:mod:`dockerlab.progress`). Scores follow :func:`dockerlab.labinfo.task_passed`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import textwrap
+import time
+from collections import Counter, defaultdict
+from typing import Any
+
+import pytest
+
+from . import labinfo, progress
+
+__all__ = ["shorten_ids"]
+
+_HEX64 = re.compile(r"(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])")
+_NOT_STARTED = ("raised NotImplementedError", "Did you define it?")
+
+
+def shorten_ids(text: str) -> str:
+    """Every 64-hex id in ``text`` cut to 12 hex digits + ``…``, or longer where needed to tell
+    it from another id of the same text (the whole id when they differ only at the end)."""
+    ids = sorted(set(_HEX64.findall(text)))
+    keep: dict[str, int] = {}
+    for i, value in enumerate(ids):
+        common = 0
+        for other in ids[max(0, i - 1): i + 2]:  # sorted: the closest ids are the neighbours
+            if other != value:
+                common = max(common, len(os.path.commonprefix([value, other])))
+        keep[value] = max(12, common + 1)
+    return _HEX64.sub(lambda m: m.group(0) if keep[m.group(0)] >= 64 else m.group(0)[: keep[m.group(0)]] + "…", text)
+
+
+class _Report:
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.tests: Counter[str] = Counter()  # task key -> tests it has (collected, before -k)
+        self.task_of: dict[str, str] = {}  # nodeid -> task key
+        self.outcome: dict[str, str] = {}  # nodeid -> final outcome
+        self.failures: dict[str, list[str]] = defaultdict(list)  # task key -> messages, in order
+        self.graded = False
+        self.verbose = 0
+        self.started = time.monotonic()
+
+    # -- collection ---------------------------------------------------------------------------
+
+    def collected(self, items: list[pytest.Item]) -> None:
+        for item in items:
+            marker = item.get_closest_marker("task")
+            if marker is not None:
+                key = f"{marker.args[0]}.task{marker.args[1]}"
+                self.tests[key] += 1
+                self.task_of[item.nodeid] = key
+
+    def selected(self, items: list[pytest.Item]) -> None:
+        self.graded = bool(items) and all(i.nodeid in self.task_of for i in items)
+        if not self.graded:
+            return
+        option = self.config.option
+        self.verbose = option.verbose + 1 if _under_tox_quiet(self.config) else option.verbose
+        option.no_summary = True  # no FAILURES sections, no short summary: this plugin reports
+        option.verbose = -2  # progress dots only; the stats line moves into this report
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.reportchars = ""
+
+    # -- results ------------------------------------------------------------------------------
+
+    def record(self, report: pytest.TestReport) -> None:
+        key = self.task_of.get(report.nodeid)
+        if key is None:
+            return
+        if report.when == "setup" and report.outcome != "passed":
+            self.outcome[report.nodeid] = "error" if report.failed else report.outcome
+        elif report.when == "call":
+            self.outcome[report.nodeid] = report.outcome
+        elif report.when == "teardown" and report.failed:
+            self.outcome[report.nodeid] = "error"
+        else:
+            return
+        if report.failed:
+            self.failures[key].append(_message(report))
+
+    def runs(self) -> dict[str, progress.TaskRun]:
+        outcomes: dict[str, list[str]] = defaultdict(list)
+        for nodeid, outcome in self.outcome.items():
+            outcomes[self.task_of[nodeid]].append(outcome)
+        return {key: progress.TaskRun(found, self.tests[key]) for key, found in outcomes.items()}
+
+    # -- output -------------------------------------------------------------------------------
+
+    def summary(self, reporter: Any) -> None:
+        runs = self.runs()
+        if not runs:
+            return
+        impl = str(self.config.getoption("--impl", default="labs"))
+        width = max(60, min(getattr(reporter._tw, "fullwidth", 80), 120)) - 1
+        write = reporter.write_line
+        if self.graded:
+            self._failures(write, width)
+            counts = Counter(self.outcome.values())
+            parts = [f"{n} {what}" for what, n in sorted(counts.items())]
+            write("")
+            write(f"{sum(counts.values())} tests: {', '.join(parts)} in {time.monotonic() - self.started:.1f}s")
+        student = impl == "labs" and not os.environ.get("DOCKERLAB_HIDDEN_SEEDS")
+        saved = progress.update(runs) if student else {k: {"done": r.done} for k, r in runs.items()}
+        note = "" if student else f"  (graded: {impl})"
+        for lab in labinfo.labs():
+            if not any(t.key in runs for t in lab.tasks):
+                continue
+            write("")
+            for line in progress.render(lab, saved, runs.keys(), note):
+                write(line)
+
+    def _failures(self, write: Any, width: int) -> None:
+        first_not_started, compact_before = True, False
+        for lab in labinfo.labs():
+            for task in lab.tasks:
+                messages = self.failures.get(task.key)
+                if not messages:
+                    continue
+                if self.verbose >= 1:  # -v: every failure, the hint once
+                    shown = [m if i == 0 else _without_hint(m) for i, m in enumerate(messages)]
+                    write("")
+                    for message in shown:
+                        _write_wrapped(write, message if self.verbose >= 2 else shorten_ids(message), width)
+                    continue
+                not_started = all(any(s in m for s in _NOT_STARTED) for m in messages)
+                if not (not_started and not first_not_started and compact_before):
+                    write("")
+                compact_before = not_started and not first_not_started
+                if compact_before:
+                    called = re.search(r"(\w+)\(", messages[0].split(":", 1)[-1])
+                    what = f"{called.group(1)}() is not written yet" if called else "not written yet"
+                    _write_wrapped(write, f"Task {task.number} ({task.title}): not started, {what} ({len(messages)} tests)."
+                                          f" Hint: dockerlab hint {lab.id} {task.number}", width)
+                    continue
+                first_not_started = first_not_started and not not_started
+                _write_wrapped(write, shorten_ids(messages[0]), width)
+                more = len(messages) - 1
+                if more:
+                    write(f"  … and {more} more failing test{'s' if more > 1 else ''} of task {task.number}"
+                          f" (all of them: tox -e {lab.id} -- -v -k task{task.number})")
+
+
+def _under_tox_quiet(config: pytest.Config) -> bool:
+    """tox's lab environments pass ``-q``: count the student's ``-v`` from there."""
+    return "-q" in config.invocation_params.args
+
+
+def _message(report: pytest.TestReport) -> str:
+    text = report.longreprtext.strip()
+    if text.startswith("Task ") or text.startswith("This check"):
+        return text
+    lines = text.splitlines()  # an ordinary traceback: keep the error lines and where it was
+    errors = [line[1:].strip() for line in lines if line.startswith("E ")]
+    where = [line for line in lines if re.match(r"^\S+:\d+: ", line)]
+    kept = errors[:8] + where[-1:] if errors else lines[-8:]
+    return f"{report.nodeid.split('::')[-1]}:\n  " + "\n  ".join(kept)
+
+
+def _without_hint(message: str) -> str:
+    return message.split("\n  hint: ")[0]
+
+
+def _write_wrapped(write: Any, message: str, width: int) -> None:
+    for line in message.splitlines():
+        indent = len(line) - len(line.lstrip())
+        for part in textwrap.wrap(line, width, subsequent_indent=" " * (indent + 4), break_on_hyphens=False, break_long_words=False) or [""]:
+            write(part)
+
+
+# -- hooks ------------------------------------------------------------------------------------------
+
+
+class _Hooks:
+    """The hooks of one session, bound to its :class:`_Report`."""
+
+    def __init__(self, state: _Report) -> None:
+        self.state = state
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        self.state.collected(items)
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.state.selected(session.items)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.state.record(report)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        self.state.summary(terminalreporter)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(_Hooks(_Report(config)), "dockerlab-report")
