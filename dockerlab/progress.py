@@ -19,7 +19,7 @@ from typing import Any
 
 from . import labinfo
 
-__all__ = ["FILE_NAME", "TaskRun", "bar", "load", "path", "render", "render_all", "update"]
+__all__ = ["FILE_NAME", "TaskRun", "bar", "forget", "load", "path", "render", "render_all", "update"]
 
 FILE_NAME = ".dockerlab-progress.json"
 
@@ -61,6 +61,28 @@ class TaskRun:
         return None
 
 
+def _save(saved: Mapping[str, Any], root: Path | None) -> None:
+    target = path(root)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".dockerlab-progress.", dir=target.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump({"version": 1, "tasks": saved}, fh, indent=1, sort_keys=True)
+            fh.write("\n")
+        os.replace(tmp, target)
+    except OSError:  # a read-only checkout keeps working, it just does not remember
+        pass
+
+
+def forget(keys: Iterable[str], root: Path | None = None) -> None:
+    """Drop saved results (after ``dockerlab reset``): those tasks show as not run yet."""
+    saved = load(root)
+    keys = [k for k in keys if k in saved]
+    if keys:
+        for key in keys:
+            del saved[key]
+        _save(saved, root)
+
+
 def update(runs: Mapping[str, TaskRun], root: Path | None = None) -> dict[str, dict[str, Any]]:
     """Merge one run's verdicts (by task key, ``lab1.task3``) into the saved progress; returns it.
 
@@ -77,15 +99,7 @@ def update(runs: Mapping[str, TaskRun], root: Path | None = None) -> dict[str, d
         saved[key] = {"done": verdict, "at": stamp}
         changed = True
     if changed:
-        target = path(root)
-        try:
-            fd, tmp = tempfile.mkstemp(prefix=".dockerlab-progress.", dir=target.parent)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump({"version": 1, "tasks": saved}, fh, indent=1, sort_keys=True)
-                fh.write("\n")
-            os.replace(tmp, target)
-        except OSError:
-            pass
+        _save(saved, root)
     return saved
 
 

@@ -15,6 +15,7 @@ the saved progress (:mod:`dockerlab.progress`). Scores follow :func:`dockerlab.l
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import textwrap
@@ -117,7 +118,10 @@ class _Report:
             parts = [f"{n} {what}" for what, n in sorted(counts.items())]
             write("")
             write(f"{sum(counts.values())} tests: {', '.join(parts)} in {time.monotonic() - self.started:.1f}s")
-        student = impl == "labs" and not os.environ.get("DOCKERLAB_HIDDEN_SEEDS")
+        if os.environ.get("DOCKERLAB_REPORT_JSON"):  # for dockerlab watch
+            _write_json(os.environ["DOCKERLAB_REPORT_JSON"], runs, self.failures)
+        student = (impl == "labs" and not os.environ.get("DOCKERLAB_HIDDEN_SEEDS")
+                   and os.environ.get("DOCKERLAB_PROGRESS") != "0")
         saved = progress.update(runs) if student else {k: {"done": r.done} for k, r in runs.items()}
         note = "" if student else f"  (graded: {impl})"
         for lab in labinfo.labs():
@@ -156,6 +160,18 @@ class _Report:
                 if more:
                     write(f"  … and {more} more failing test{'s' if more > 1 else ''} of task {task.number}"
                           f" (all of them: tox -e {lab.id} -- -v -k task{task.number})")
+
+
+def _write_json(target: str, runs: dict[str, progress.TaskRun], failures: dict[str, list[str]]) -> None:
+    data = {
+        key: {"verdict": run.verdict, "tests": run.tests, "ran": len(run.outcomes),
+              "failures": failures.get(key, [])[:1], "failed": len(failures.get(key, []))}
+        for key, run in runs.items()
+    }
+    tmp = f"{target}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh)
+    os.replace(tmp, target)
 
 
 def _under_tox_quiet(config: pytest.Config) -> bool:
