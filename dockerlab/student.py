@@ -32,29 +32,49 @@ def _cmd_progress(args: argparse.Namespace) -> int:
 # -- reset -----------------------------------------------------------------------------------------
 
 
-def pristine_stub(relative: str, root: Path | None = None) -> str:
-    """The stub as the course shipped it: ``labs/<module>`` in the commit that added it.
+def _is_stub(source: str, functions: list[str]) -> bool:
+    """True when every task function of ``source`` ends in ``raise NotImplementedError``."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return False
+    bodies = {n.name: n.body for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    for name in functions:
+        body = bodies.get(name)
+        if not body or not isinstance(body[-1], ast.Raise):
+            return False
+        exc = body[-1].exc
+        called = exc.func if isinstance(exc, ast.Call) else exc
+        if not (isinstance(called, ast.Name) and called.id == "NotImplementedError"):
+            return False
+    return True
 
-    Students commit their work, so the file at ``HEAD`` may be theirs; the commit that first
-    added the file is the course's. Without git (a downloaded zip) there is no pristine copy.
+
+def pristine_stub(lab: labinfo.Lab, root: Path | None = None) -> str:
+    """The stub as the course last shipped it: the newest committed ``labs/<module>`` in which
+    every task function still raises ``NotImplementedError``.
+
+    Students commit their work, so the file at ``HEAD`` may be theirs; older commits hold the
+    course's stub. Without git (a downloaded zip) there is no pristine copy.
     """
     root = root or labinfo.repo_root()
-    rel = f"labs/{relative}"
+    rel = f"labs/{lab.module}"
+    functions = [f for task in lab.tasks for f in task.functions]
     git = shutil.which("git")
     if git is None:
         raise DockerLabError(f"{rel}: cannot find the original stub without git (install git, or download the file from the course)")
     try:
-        added = subprocess.run(
-            [git, "-C", str(root), "log", "--diff-filter=A", "--format=%H", "--", rel],
+        commits = subprocess.run(
+            [git, "-C", str(root), "log", "-n", "500", "--format=%H", "--", rel],
             capture_output=True, text=True, check=True,
         ).stdout.split()
-        if not added:
-            raise DockerLabError(f"{rel}: not in this repository's git history, so there is no original stub to restore")
-        return subprocess.run(
-            [git, "-C", str(root), "show", f"{added[-1]}:{rel}"], capture_output=True, text=True, check=True
-        ).stdout
+        for commit in commits:
+            shown = subprocess.run([git, "-C", str(root), "show", f"{commit}:{rel}"], capture_output=True, text=True)
+            if shown.returncode == 0 and _is_stub(shown.stdout, functions):
+                return shown.stdout
     except subprocess.CalledProcessError as exc:
-        raise DockerLabError(f"{rel}: git could not show the original stub: {exc.stderr.strip() or exc}") from None
+        raise DockerLabError(f"{rel}: git could not read its history: {exc.stderr.strip() or exc}") from None
+    raise DockerLabError(f"{rel}: no committed version of it is the stub (every task raising NotImplementedError), so there is nothing to restore")
 
 
 def _functions(source: str, where: str) -> dict[str, tuple[int, int]]:
@@ -99,7 +119,7 @@ def reset(lab_id: str, task_number: int | None, yes: bool = False, root: Path | 
     root = root or labinfo.repo_root()
     lab = labinfo.lab(lab_id, root)
     target = root / "labs" / lab.module
-    stub = pristine_stub(lab.module, root)
+    stub = pristine_stub(lab, root)
     if task_number is None:
         what, tasks = f"every task of {lab.id}", lab.tasks
         new = stub
