@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 from functools import lru_cache
-import stat
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .safety import remove_tree
+from .trees import copy_tree, remove_tree
 from .truth import RootTruth
 
 __all__ = ["BuiltRoot", "cache_dir", "cached_root", "copy_root", "graded_root", "source_fingerprint", "GRADED_ROOTS"]
@@ -114,16 +112,11 @@ def _prune(roots: Path) -> None:
             remove_tree(old) if old.is_dir() else old.unlink()
 
 
-def _copy_entry(src: str, dst: str) -> None:
-    st = os.lstat(src)
-    if stat.S_ISCHR(st.st_mode):  # a whiteout: copy the device, not its (absent) content
-        os.mknod(dst, st.st_mode, st.st_rdev)
-        shutil.copystat(src, dst, follow_symlinks=False)
-    else:
-        shutil.copy2(src, dst, follow_symlinks=False)
-
-
 def copy_root(source: BuiltRoot, target: Path) -> BuiltRoot:
-    """A copy of ``source`` at ``target`` (whiteouts, links, modes and xattrs kept) to damage freely."""
-    shutil.copytree(source.path, target, symlinks=True, copy_function=_copy_entry)
-    return BuiltRoot(target, source.truth)
+    """A copy of ``source`` at ``target`` (whiteouts, links, modes and xattrs kept) to damage freely.
+
+    Works as an ordinary user too: the mode-0000 ``work/work`` of mounted layers is copied with
+    its content and mode (see :func:`fakeroot_builder.trees.copy_tree`).
+    """
+    copy_tree(source.path, target)
+    return BuiltRoot(Path(target), source.truth)

@@ -8,7 +8,6 @@ replaced (with ``--force``) once the new one is complete.
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import TypeVar
 
 from .errors import LiveDockerRootError, TargetNotEmptyError
 from .formats import OTHER_ROOT_DIRS
+from .trees import remove_tree
 
 __all__ = ["check_target", "clean", "looks_built", "remove_tree", "running_daemon_roots", "write_atomically"]
 
@@ -124,23 +124,6 @@ def write_atomically(target: Path, write: Callable[[Path], T]) -> T:
     finally:
         remove_tree(staging_dir)
     return result
-
-
-def remove_tree(path: Path) -> None:
-    """Remove a tree the builder made, 0000 directories included (``rm -rf`` cannot, as a user)."""
-    if not os.path.lexists(path):
-        return
-
-    def fix(func, p, _exc):  # type: ignore[no-untyped-def]
-        os.chmod(p, 0o700)
-        func(p)
-
-    for top, dirs, _ in os.walk(path):
-        for d in dirs:
-            child = os.path.join(top, d)
-            if not os.path.islink(child):  # never follow a link out of the tree
-                os.chmod(child, 0o700)
-    shutil.rmtree(path, onerror=fix)
 
 
 def clean(target: Path) -> None:
