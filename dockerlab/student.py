@@ -176,6 +176,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     p.set_defaults(func=_cmd_reset)
 
-    from . import watch
+    from . import draw, watch
 
     watch.register(sub)
+    draw.register(sub)
