@@ -133,7 +133,7 @@ def render(lab: labinfo.Lab, saved: Mapping[str, Mapping[str, Any]], this_run: I
             mark, score, after = "✗", f"0/{task.points}", f"dockerlab hint {lab.id} {task.number}"
         if state is not None and this_run and task.key not in this_run:
             after = (after + "  " if after else "") + "(earlier run)"
-        lines.append(f"  {mark} task {task.number}  {task.title:<{width}}  {score:>5}  {after}".rstrip())
+        lines.append(f"  {mark} {task.number}. {task.title:<{width}}  {score:>5}  {after}".rstrip())
     return lines
 
 

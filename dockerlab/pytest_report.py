@@ -158,8 +158,8 @@ class _Report:
                 _write_wrapped(write, shorten_ids(messages[0]), width)
                 more = len(messages) - 1
                 if more:
-                    write(f"  … and {more} more failing test{'s' if more > 1 else ''} of task {task.number}"
-                          f" (all of them: tox -e {lab.id} -- -v -k task{task.number})")
+                    _write_wrapped(write, f"  … and {more} more failing test{'s' if more > 1 else ''} of task {task.number}"
+                                          f" (all: tox -e {lab.id} -- -v -k task{task.number})", width)
 
 
 def _write_json(target: str, runs: dict[str, progress.TaskRun], failures: dict[str, list[str]]) -> None:
@@ -176,7 +176,8 @@ def _write_json(target: str, runs: dict[str, progress.TaskRun], failures: dict[s
 
 def _under_tox_quiet(config: pytest.Config) -> bool:
     """tox's lab environments pass ``-q``: count the student's ``-v`` from there."""
-    return "-q" in config.invocation_params.args
+    given = list(config.invocation_params.args) + os.environ.get("PYTEST_ADDOPTS", "").split()
+    return "-q" in given
 
 
 def _message(report: pytest.TestReport) -> str:

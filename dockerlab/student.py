@@ -161,6 +161,42 @@ def _cmd_reset(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- marks: overlay's deletion and opaque markers, in every form ---------------------------------
+
+
+def marks(root: Path) -> list[str]:
+    """``whiteout PATH`` / ``opaque PATH`` for every marker in the layers' ``diff/`` directories.
+
+    ``find -type c`` and ``getfattr`` see only one form each (and getfattr is often missing);
+    :func:`fakeroot_builder.formats.is_whiteout` and ``is_opaque`` know every form, including
+    those a build without privileges falls back to.
+    """
+    from fakeroot_builder.formats import is_opaque, is_whiteout
+
+    overlay = root / "overlay2"
+    if not overlay.is_dir():
+        raise DockerLabError(f"{root}: no overlay2/ directory (give the data root, e.g. ~/fake-docker)")
+    found = []
+    for layer in sorted(overlay.iterdir()):
+        diff = layer / "diff"
+        if layer.name == "l" or not diff.is_dir():
+            continue
+        for here, dirs, files in os.walk(diff):
+            for name in sorted(dirs + files):
+                path = os.path.join(here, name)
+                if is_whiteout(path):
+                    found.append(f"whiteout  {path}")
+                elif name in dirs and is_opaque(path):
+                    found.append(f"opaque    {path}")
+    return found
+
+
+def _cmd_marks(args: argparse.Namespace) -> int:
+    found = marks(Path(args.root).expanduser())
+    print("\n".join(found) if found else "no whiteouts and no opaque directories")
+    return 0
+
+
 # -- registration ----------------------------------------------------------------------------------
 
 
@@ -175,6 +211,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("task", nargs="?", type=int, default=None, help="just this task's functions")
     p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     p.set_defaults(func=_cmd_reset)
+
+    p = sub.add_parser("marks", help="whiteouts and opaque directories in every layer's diff/ (all forms)")
+    p.add_argument("root", help="a Docker data root, e.g. ~/fake-docker")
+    p.set_defaults(func=_cmd_marks)
 
     from . import draw, watch
 

@@ -232,6 +232,10 @@ def watch(lab_id: str | None = None, plain: bool = False) -> int:
         task = session.current()
         result = session.run(task)
         if task is not None and not result.error and result.tasks.get(task.key, {}).get("verdict"):
+            if not plain:
+                sys.stdout.write(f"{CLEAR}✓ Task {task.number} ({task.title}) passes on every tree!\n\n"
+                                 f"Running the rest of {lab.id} to find your next task…\n")
+                sys.stdout.flush()
             result = session.run(None)
         return result
 

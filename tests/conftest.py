@@ -227,4 +227,4 @@ def check(request: pytest.FixtureRequest) -> Checker:
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if student_id() is None and not os.environ.get("DOCKERLAB_HIDDEN_SEEDS") and terminalreporter.config.getoption("--impl") == "labs":
-        terminalreporter.write_line("Tip: set your student id once (dockerlab student-id <id>) to be tested on your own tree too.")
+        terminalreporter.write_line("Tip: `dockerlab student-id <your id>` also tests you on a tree of your own.")

@@ -77,6 +77,8 @@ Your work goes in `labs/` ({labs}). Each function has a docstring and a `# TODO:
     python3 -m venv .venv && . .venv/bin/activate && pip install tox -e .   # once
     . .venv/bin/activate                 # in each new shell
     tox -e lab1                          # lab 1 against your labs/ (tox -e lab1 -- -k task3: one task)
+    dockerlab watch                      # re-run on every save, one task at a time (q quits, h hint)
+    dockerlab progress                   # every lab: what is done
     dockerlab hint lab1 3                # the hint of a task
     dockerlab student-id <your id>       # also test on a tree of your own
     dockerlab build --out ~/fake-docker  # a Docker root to explore (dockerlab clean ~/fake-docker)
@@ -114,13 +116,12 @@ package = editable
 extras = test
 pass_env = DOCKERLAB_*, HOME, XDG_CACHE_HOME
 
-[testenv:lab1]
-description = lab 1 (the layer DB) against your code in labs/
-commands = pytest tests/test_lab1.py --impl labs -q --no-header {posargs}
-
-[testenv:lab2]
-description = lab 2 (overlay2 on disk) against your code in labs/
-commands = pytest tests/test_lab2.py --impl labs -q --no-header {posargs}
+[testenv:lab{1,2,3,4,5,6,7,8,9}]
+description = a lab against your code in labs/ (tox -e lab1)
+package = skip
+deps = -e .[test]
+set_env = PYTEST_ADDOPTS=--impl labs -q --no-header
+commands = pytest tests/test_{envname}.py {posargs}
 """
 
 RUN_AUTOGRADER = """\
@@ -179,7 +180,8 @@ def release(out: Path) -> Path:
     workflows = out / ".github" / "workflows"
     workflows.mkdir(parents=True)
     (workflows / "classroom.yml").write_text(CLASSROOM_WORKFLOW, encoding="utf-8")
-    (out / ".gitignore").write_text("__pycache__/\n*.egg-info/\n.tox/\n.pytest_cache/\n.dockerlab-student\n")
+    (out / ".gitignore").write_text("__pycache__/\n*.egg-info/\n.tox/\n.pytest_cache/\n.dockerlab-student\n"
+                                    ".dockerlab-progress.json\n.dockerlab-backup/\n")
     leaked = [p for p in out.rglob("*") if p.name in ("solutions", ".dockerlab-secret")]
     if leaked:
         raise DockerLabError(f"release would include {leaked[0]}")
