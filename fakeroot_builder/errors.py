@@ -11,7 +11,8 @@
     │   ├── TooManyLowersError      a `lower` chain is longer than overlay2's limit of 128
     │   ├── UnknownReferenceError   no image or container answers to the reference given
     │   ├── LayerMismatchError      a layer's diff/ does not rebuild its tar (export)
-    │   └── NotPulledError          the image has no pull record (pull-log)
+    │   ├── NotPulledError          the image has no pull record (pull-log)
+    │   └── BoltError               a bbolt file (containerd's meta.db, metadata.db) is malformed
     └── BuildError                  the builder refuses to write, or cannot write faithfully
         ├── TargetNotEmptyError     --out names a non-empty directory and --force was not given
         │   └── OutputExistsError   export's -o file exists and --force was not given
@@ -25,6 +26,7 @@ that runs student code) can import it on its own.
 from __future__ import annotations
 
 __all__ = [
+    "BoltError",
     "BuildError",
     "CorruptFileError",
     "CorruptJSONError",
@@ -96,6 +98,13 @@ class LayerMismatchError(RootError):
 
 class NotPulledError(RootError):
     """Raised when an image has no pull record (digest reference, ``distribution/``) in the root."""
+
+
+class BoltError(RootError):
+    """Raised when a bbolt file is malformed: ``problem`` names the meta page, page or bucket."""
+
+    def __init__(self, problem: str, path: object = "<bbolt data>") -> None:
+        super().__init__(path, problem)
 
 
 class BuildError(DockerLabError):

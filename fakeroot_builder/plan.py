@@ -404,7 +404,10 @@ class _Planner:
             config_bytes=config_bytes,
             rw=rw,
             changes=changes,
-            work_leftovers=(leftovers[0], leftovers[1] if recipe.state == "exited" else None),
+            work_leftovers=(
+                leftovers[0] if _init_unlinks_a_file(image_paths) else None,
+                leftovers[1] if recipe.state == "exited" and _made_whiteouts(rw.entries) else None,
+            ),
             init=init,
             kernel_xattrs=kernel,
         )
@@ -464,6 +467,22 @@ _INIT_FILES: tuple[Entry, ...] = (
     Entry("etc/mtab", "symlink", 0o777, target="/proc/mounts"),
 )
 _INIT_DIRS = ("dev/pts", "dev/shm", "proc", "sys")
+
+
+def _init_unlinks_a_file(image_paths: set[str]) -> bool:
+    """Whether ``docker create`` deleted something while it filled the init layer.
+
+    moby unlinks each init file's path before creating it; where the image has that path, the
+    unlink makes overlayfs create a whiteout, and since Linux 5.8 overlayfs keeps one whiteout
+    in ``work/work`` to hard-link from. An image without any of those paths (busybox) leaves
+    ``work/work`` empty: the real daemon showed both.
+    """
+    return any("/" + e.path in image_paths for e in _INIT_FILES if e.kind != "dir")
+
+
+def _made_whiteouts(entries: Sequence[Entry]) -> bool:
+    """Whether a run that left ``entries`` deleted something (see :func:`_init_unlinks_a_file`)."""
+    return any(e.kind in ("whiteout", "opaque") for e in entries)
 
 
 def init_layer(image_paths: set[str] | frozenset[str] = frozenset()) -> Layer:

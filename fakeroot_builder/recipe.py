@@ -9,6 +9,7 @@ content does not depend on which other images are built alongside it.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -36,10 +37,17 @@ class LayerContext:
     The helpers add missing parent directories, so a recipe lists only what it cares about.
     """
 
-    def __init__(self, fake: Faker, mtime: datetime) -> None:
+    def __init__(self, fake: Faker, mtime: datetime, seed: int = 0) -> None:
         self.fake = fake
         self.mtime = int(mtime.timestamp())
+        self._seed = seed
         self._entries: dict[str, Entry] = {}
+
+    def shared_random(self, label: str) -> random.Random:
+        """A generator seeded from the root's seed and ``label`` only: every layer (and container)
+        asking for the same ``label`` draws the same values, so several layers can agree on which
+        paths they touch (``ctx.fake`` is seeded per layer)."""
+        return random.Random(derived_seed(self._seed, "shared", label))
 
     # -- building entries -------------------------------------------------------------------
     def _add(self, entry: Entry) -> None:
@@ -93,7 +101,7 @@ class LayerRecipe:
 
     def build(self, seed: int, mtime: datetime) -> list[Entry]:
         """Run the recipe for ``seed``; the same seed and name always give the same entries."""
-        ctx = LayerContext(reseeded_faker(derived_seed(seed, "layer", self.name)), mtime)
+        ctx = LayerContext(reseeded_faker(derived_seed(seed, "layer", self.name)), mtime, seed)
         self.make(ctx)
         return ctx.entries()
 

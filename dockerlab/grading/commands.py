@@ -71,7 +71,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--labs", default=None, help="comma-separated labs to grade (default: all)")
     p.add_argument("--jobs", type=int, default=None, help="submissions graded at once (default: CPU count)")
     p.add_argument("--test-timeout", type=float, default=10.0, help="seconds per test (default: 10)")
-    p.add_argument("--timeout", type=float, default=180.0, help="wall seconds per submission (default: 180)")
+    p.add_argument("--timeout", type=float, default=180.0, help="wall seconds per lab of a submission (default: 180)")
     p.add_argument("--seeds", type=int, default=1, help="hidden trees per student, besides the canonical one (default: 1)")
     p.add_argument("--keep", action="store_true", help="keep the scratch directories (debugging)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

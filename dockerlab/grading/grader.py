@@ -4,8 +4,9 @@ For each student the parent (warm: pytest and the builder already imported) fork
 that runs the instructor's graded tests with ``--impl sandbox:<submission>`` on the student's
 hidden seeds. The child records outcomes in a file of the grader's own (see :mod:`.recorder`);
 scores come only from that file, never from an exit code or from anything the student printed.
-Up to ``jobs`` children run at once; one that exceeds the wall timeout is killed and the tasks
-it had not finished score 0.
+Each lab of a submission runs in its own child with its own wall-time budget, one lab after the
+other: up to ``jobs`` children run at once; one that exceeds its budget is killed and the tasks
+of that lab it had not finished score 0 (a hang in lab 1 does not cost lab 2).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ _SEED_BASE = 10_000_000
 
 @dataclass(frozen=True)
 class Timeouts:
-    """Seconds: per test (every call into student code within it) and per submission (wall)."""
+    """Seconds: per test (every call into student code within it) and per lab of a submission (wall)."""
 
     test: float = 10.0
     submission: float = 180.0
@@ -96,6 +97,12 @@ class _Job:
     seeds: list[int]
     labs: list[str]
     timeouts: Timeouts
+    lab_index: int = 0  # the lab its current child runs: one child, one budget, per lab
+    notes: tuple[str, ...] = ()
+
+    @property
+    def lab(self) -> str:
+        return self.labs[self.lab_index]
 
     @property
     def results(self) -> Path:
@@ -125,7 +132,7 @@ def _run_child(job: _Job, shared: Path) -> None:  # pragma: no cover - runs in t
         cache = job.folder / "cache"
         (cache / "roots").mkdir(parents=True, exist_ok=True)
         for entry in (shared / "roots").iterdir():
-            if not entry.name.startswith("."):
+            if not entry.name.startswith(".") and not (cache / "roots" / entry.name).is_symlink():  # 2nd lab: there
                 (cache / "roots" / entry.name).symlink_to(entry)
         for var in ("DOCKERLAB_SECRET", "DOCKERLAB_STUDENT_ID", "DOCKERLAB_IMPL", "PYTEST_ADDOPTS"):
             os.environ.pop(var, None)
@@ -137,7 +144,7 @@ def _run_child(job: _Job, shared: Path) -> None:  # pragma: no cover - runs in t
             "DOCKERLAB_SANDBOX_EXPOSE": str(job.folder / "ptmp"),
             "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",  # only the course's conftest and our recorder
         })
-        (job.folder / "ptmp").mkdir()
+        (job.folder / "ptmp").mkdir(exist_ok=True)
         _prebuild(job)
         import pytest
 
@@ -145,10 +152,10 @@ def _run_child(job: _Job, shared: Path) -> None:  # pragma: no cover - runs in t
 
         repo = repo_root()
         os.chdir(repo)
-        args = [str(repo / "tests" / f"test_{lab}.py") for lab in job.labs]
+        args = [str(repo / "tests" / f"test_{job.lab}.py")]
         args += ["--impl", f"sandbox:{job.folder / 'submission'}", "-q", "-p", "no:cacheprovider",
                  "-c", str(repo / "pyproject.toml"), "--rootdir", str(repo),
-                 "--basetemp", str(job.folder / "ptmp" / "base"), "-W", "ignore::pytest.PytestAssertRewriteWarning",
+                 "--basetemp", str(job.folder / "ptmp" / f"base-{job.lab}"), "-W", "ignore::pytest.PytestAssertRewriteWarning",
                  "--assert=plain"]  # no rewriting: faster, and failed asserts show no truth
         pytest.main(args, plugins=[Recorder(job.results, job.timeouts.test)])
     except BaseException:  # noqa: BLE001 - whatever happened, the scores come from the results file
@@ -272,12 +279,18 @@ def _run_all(todo: list[_Job], shared: Path, jobs: int, out_dir: Path, keep: boo
                 if now < deadline:
                     continue
                 _kill_group(proc)
-                note = f"the submission ran out of time ({job.timeouts.submission:g} s); tasks not finished score 0"
+                note = f"{job.lab} ran out of time ({job.timeouts.submission:g} s); its tasks not finished score 0"
             proc.join()
             if not note and proc.exitcode != 0:
-                note = f"the grading run crashed (exit code {proc.exitcode}); tasks not finished score 0"
+                note = f"the grading run of {job.lab} crashed (exit code {proc.exitcode}); its tasks not finished score 0"
             del running[sentinel]
-            results.append(_finish(job, note, out_dir, keep))
+            if note:
+                job.notes += (note,)
+            if job.lab_index + 1 < len(job.labs):  # the next lab, with a budget of its own
+                job.lab_index += 1
+                pending.append(job)
+                continue
+            results.append(_finish(job, "; ".join(job.notes), out_dir, keep))
             progress.done += 1
             progress.step(len(running))
     return results

@@ -73,7 +73,7 @@ def _records(path: Path) -> tuple[dict[str, int], list[dict]]:
         except ValueError:
             continue
         if "collected" in data:
-            collected = data["collected"]
+            collected.update(data["collected"])  # one line per lab's run
         elif "task" in data:
             records.append(data)
     return collected, records

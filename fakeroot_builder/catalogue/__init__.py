@@ -16,6 +16,7 @@ from __future__ import annotations
 from ..recipe import ImageRecipe
 from .alpine import ALPINE_3_19
 from .busybox import BUSYBOX_LATEST
+from .cases import CASES_LATEST
 from .containers import CONTAINERS
 from .debian import DEBIAN_BOOKWORM_SLIM
 from .deep import DEEP_LATEST
@@ -27,6 +28,7 @@ from .redis import REDIS_7
 __all__ = [
     "ALPINE_IMAGE",
     "BUSYBOX_IMAGE",
+    "CASES_IMAGE",
     "CONTAINERS",
     "DEBIAN_IMAGE",
     "DEEP_IMAGE",
@@ -47,6 +49,7 @@ IMAGES: tuple[ImageRecipe, ...] = (
     NGINX_ALPINE,
     BUSYBOX_LATEST,
     DEEP_LATEST,
+    CASES_LATEST,
 )
 
 # Names of the images with a shape tests and labs look for.
@@ -66,3 +69,6 @@ NGINX_ALPINE_IMAGE = NGINX_ALPINE.name
 BUSYBOX_IMAGE = BUSYBOX_LATEST.name
 #: 41 layers built locally on busybox (not pulled), one whiteout far above its file.
 DEEP_IMAGE = "deep:latest"
+#: Five layers on busybox where every overlay rule makes a difference (whiteouts and re-adds,
+#: opaque directories, a file over a directory and back, links, odd names).
+CASES_IMAGE = CASES_LATEST.name

@@ -1,4 +1,4 @@
-"""The containers of the fake host: two only created, two that ran and left changes behind.
+"""The containers of the fake host: some only created, some that ran and left changes behind.
 
 A container's RW layer (``overlay2/<mount-id>/diff``) holds what it changed, with overlayfs's
 rules: a modified file is copied up whole, a deleted one becomes a whiteout, and a directory gets
@@ -8,6 +8,7 @@ an entry (with its original owner and mode) when something inside it changes.
 from __future__ import annotations
 
 from ..recipe import ContainerRecipe, LayerContext
+from .cases import ODD_NAMES, case_paths
 from .nginx import DEFAULT_CONF_WITH_IPV6
 
 __all__ = ["CONTAINERS"]
@@ -47,10 +48,33 @@ def _redis_ran(ctx: LayerContext) -> None:
     ctx.file("data/dump.rdb", header + body + b"\xff" + checksum, 0o600, _REDIS_UID, _REDIS_UID)
 
 
+def _cases_ran(ctx: LayerContext) -> None:
+    """A shell in cases:latest did what the image's layers did, once more, in the RW layer."""
+    fake = ctx.fake
+    p = case_paths(ctx.shared_random("cases"))
+    # `rm -r` of a directory with content several levels down: one whiteout hides it all
+    ctx.delete(p.under_deep(1))
+    # `rm -rf d && mkdir d`: overlayfs makes the new directory opaque; one old name comes back
+    ctx.opaque(p.opaque)
+    ctx.file(f"{p.opaque}/old.txt", f"rewritten: {fake.sentence()}\n")
+    # a file where the image has a directory, and the other way round
+    ctx.file(p.readd, f"a file again: {fake.sentence()}\n")
+    ctx.file(f"{p.dir_to_file}/child.txt/{p.words[3]}.txt", f"deeper: {fake.sentence()}\n")
+    # one name of a hard-linked pair edited: copied up alone
+    ctx.file(f"{p.links}/alias.bin", fake.binary(length=fake.random_int(32, 96)))
+    # odd names: a new one, and one the image deleted in layer 2 and re-added in layer 4, deleted
+    ctx.file(f"{p.odd}/new ✓ file.txt", f"odd: {fake.sentence()}\n")
+    ctx.delete(f"{p.odd}/{ODD_NAMES[0]}")
+    # a new directory tree inside the image's brand-new opaque directory
+    ctx.file(f"{p.fresh}/{p.words[4]}/{p.words[5]}/leaf.txt", f"new: {fake.sentence()}\n")
+
+
 #: Every container on the host, in the order they were created.
 CONTAINERS: tuple[ContainerRecipe, ...] = (
     ContainerRecipe(image="nginx:latest", state="created"),
     ContainerRecipe(image="alpine:3.19", state="created", cmd=("sh", "-c", "echo hello from alpine")),
     ContainerRecipe(image="nginx:latest", state="exited", changes=_nginx_ran),
     ContainerRecipe(image="redis:7", state="exited", changes=_redis_ran),
+    ContainerRecipe(image="cases:latest", state="created"),
+    ContainerRecipe(image="cases:latest", state="exited", changes=_cases_ran),
 )

@@ -107,3 +107,40 @@ def test_sandbox_impl_runs_the_graded_harness(tmp_path):
             lab1.no_such_function()
     finally:
         lab1.close()
+
+
+SLOW = '''
+
+def _slow(function):
+    import functools
+    import time
+
+    @functools.wraps(function)
+    def slow(*args, **kwargs):
+        time.sleep(0.9)
+        return function(*args, **kwargs)
+    return slow
+
+
+for _name, _value in list(globals().items()):
+    if callable(_value) and getattr(_value, "__module__", "") == __name__ and not _name.startswith("_"):
+        globals()[_name] = _slow(_value)
+'''
+
+
+def test_each_lab_has_its_own_time_budget(tmp_path):
+    """A lab 1 that runs out of its budget costs lab 1 only: a correct lab 2 keeps its points."""
+    import shutil
+
+    from dockerlab.grading.grader import Timeouts, grade_class
+    from dockerlab.labinfo import lab
+
+    labs = tmp_path / "class" / "slow" / "labs"
+    shutil.copytree(REPO / "solutions", labs, ignore=shutil.ignore_patterns("__pycache__"))
+    (labs / "lab1" / "layerdb.py").write_text((REPO / "solutions/lab1/layerdb.py").read_text() + SLOW)
+    [result] = grade_class(tmp_path / "class", tmp_path / "out", "s", ["lab1", "lab2"], jobs=1,
+                           timeouts=Timeouts(test=1, submission=15), progress=False)
+    by_lab = {lab_id: sum(t.score for t in result.tasks if t.task.lab == lab_id) for lab_id in ("lab1", "lab2")}
+    assert by_lab["lab2"] == lab("lab2").points, result.note
+    assert by_lab["lab1"] < lab("lab1").points
+    assert "lab1 ran out of time" in result.note and "lab2" not in result.note
