@@ -20,6 +20,7 @@ import os
 import re
 import textwrap
 import time
+from pathlib import Path
 from collections import Counter, defaultdict
 from typing import Any
 
@@ -55,6 +56,9 @@ class _Report:
         self.outcome: dict[str, str] = {}  # nodeid -> final outcome
         self.failures: dict[str, list[str]] = defaultdict(list)  # task key -> messages, in order
         self.graded = False
+        self.chosen: Counter[str] = Counter()  # task key -> tests selected to run
+        self.not_started: set[str] = set()  # tasks whose functions are all still the stub
+        self.first_seen: set[str] = set()
         self.verbose = 0
         self.started = time.monotonic()
 
@@ -72,8 +76,12 @@ class _Report:
         self.graded = bool(items) and all(i.nodeid in self.task_of for i in items)
         if not self.graded:
             return
+        for item in items:
+            self.chosen[self.task_of[item.nodeid]] += 1
         option = self.config.option
         self.verbose = option.verbose + 1 if _under_tox_quiet(self.config) else option.verbose
+        if self.verbose < 1:
+            self.not_started = _untouched_tasks(str(self.config.getoption("--impl", default="labs")))
         option.no_summary = True  # no FAILURES sections, no short summary: this plugin reports
         option.verbose = -2  # progress dots only; the stats line moves into this report
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
@@ -81,6 +89,18 @@ class _Report:
             reporter.reportchars = ""
 
     # -- results ------------------------------------------------------------------------------
+
+    def setup(self, item: pytest.Item) -> None:
+        """A task not started yet fails its first test; the others would only say it again.
+
+        Its functions are all still the stub (``raise NotImplementedError``), so it cannot score:
+        its first test runs (for the real message) and the rest are skipped. ``-v`` runs them all.
+        """
+        key = self.task_of.get(item.nodeid)
+        if key in self.not_started:
+            if key in self.first_seen:
+                pytest.skip(f"{key} is not started (every function is the stub); -v runs this test too")
+            self.first_seen.add(key)
 
     def record(self, report: pytest.TestReport) -> None:
         key = self.task_of.get(report.nodeid)
@@ -115,7 +135,7 @@ class _Report:
         if self.graded:
             self._failures(write, width)
             counts = Counter(self.outcome.values())
-            parts = [f"{n} {what}" for what, n in sorted(counts.items())]
+            parts = [f"{n} {'not run' if what == 'skipped' else what}" for what, n in sorted(counts.items())]
             write("")
             write(f"{sum(counts.values())} tests: {', '.join(parts)} in {time.monotonic() - self.started:.1f}s")
         if os.environ.get("DOCKERLAB_REPORT_JSON"):  # for dockerlab watch
@@ -151,12 +171,16 @@ class _Report:
                 if compact_before:
                     called = re.search(r"(\w+)\(", messages[0].split(":", 1)[-1])
                     what = f"{called.group(1)}() is not written yet" if called else "not written yet"
-                    _write_wrapped(write, f"Task {task.number} ({task.title}): not started, {what} ({len(messages)} tests)."
+                    _write_wrapped(write, f"Task {task.number} ({task.title}): not started, {what} ({self.chosen[task.key]} tests)."
                                           f" Hint: dockerlab hint {lab.id} {task.number}", width)
                     continue
                 first_not_started = first_not_started and not not_started
                 _write_wrapped(write, shorten_ids(messages[0]), width)
                 more = len(messages) - 1
+                untried = self.chosen[task.key] - len(messages) if task.key in self.not_started else 0
+                if untried > 0:
+                    _write_wrapped(write, f"  ({untried} more test{'s' if untried > 1 else ''} of task {task.number} not run:"
+                                          f" every function of it is still the stub; -v runs them)", width)
                 if more:
                     _write_wrapped(write, f"  … and {more} more failing test{'s' if more > 1 else ''} of task {task.number}"
                                           f" (all: tox -e {lab.id} -- -v -k task{task.number})", width)
@@ -172,6 +196,39 @@ def _write_json(target: str, runs: dict[str, progress.TaskRun], failures: dict[s
     with open(tmp, "w", encoding="utf-8") as fh:
         json.dump(data, fh)
     os.replace(tmp, target)
+
+
+def _untouched_tasks(impl: str) -> set[str]:
+    """Keys of the tasks whose every function, in the graded implementation, is still the stub."""
+    import ast
+
+    from .impl import repo_root
+
+    base = repo_root() / "labs" if impl == "labs" else Path(impl) / "labs"
+    if impl == "solutions" or impl.startswith("sandbox:"):
+        return set()
+    found = set()
+    for lab in labinfo.labs():
+        try:
+            tree = ast.parse((base / lab.module).read_text(encoding="utf-8"))
+        except (OSError, SyntaxError, ValueError):
+            continue
+        stubs = {node.name for node in tree.body if isinstance(node, ast.FunctionDef) and _is_stub_body(node.body)}
+        found |= {t.key for t in lab.tasks if t.functions and all(f in stubs for f in t.functions)}
+    return found
+
+
+def _is_stub_body(body: list[Any]) -> bool:
+    """``[docstring,] raise NotImplementedError(...)``: a function nobody has written yet."""
+    import ast
+
+    if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant):
+        body = body[1:]
+    if len(body) != 1 or not isinstance(body[0], ast.Raise):
+        return False
+    exc = body[0].exc
+    called = exc.func if isinstance(exc, ast.Call) else exc
+    return isinstance(called, ast.Name) and called.id == "NotImplementedError"
 
 
 def _under_tox_quiet(config: pytest.Config) -> bool:
@@ -217,6 +274,10 @@ class _Hooks:
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.state.selected(session.items)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        self.state.setup(item)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.state.record(report)

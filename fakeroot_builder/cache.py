@@ -62,8 +62,6 @@ def cached_root(
     base: Path | None = None,
 ) -> BuiltRoot:
     """The root for these arguments, built once and then reused from the cache."""
-    from .build import build_root
-
     key = f"{seed}|{host_seed}|{','.join(images or ['*'])}|{containers}"
     name = hashlib.sha256(key.encode()).hexdigest()[:20]
     roots = (base or cache_dir()) / "roots"
@@ -72,6 +70,8 @@ def cached_root(
     truth_file = final / "truth.json"
     if truth_file.exists():
         return BuiltRoot(final / "root", RootTruth.from_json(truth_file.read_text()))
+    from .build import build_root  # only on a miss: it imports Faker (~0.4 s), a hit needs none of it
+
     if not home.is_dir():
         _prune(roots)  # roots of an older builder can never be used again
     home.mkdir(parents=True, exist_ok=True)
