@@ -26,7 +26,7 @@ from typing import Any
 from fakeroot_builder.errors import DockerLabError
 
 from . import labinfo, progress
-from .pytest_report import shorten_ids
+from .display import shorten_ids
 
 __all__ = ["Session", "register"]
 

@@ -15,7 +15,7 @@ import pytest
 
 from dockerlab import labinfo, progress
 from dockerlab.cli import main
-from dockerlab.pytest_report import shorten_ids
+from dockerlab.display import shorten_ids
 
 REPO = Path(__file__).resolve().parent.parent
 HEX = "0123456789abcdef" * 4
