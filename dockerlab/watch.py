@@ -211,6 +211,9 @@ def watch(lab_id: str | None = None, plain: bool = False) -> int:
         lab = labinfo.lab(lab_id)
     session = Session(lab)
     labs_dir = labinfo.repo_root() / "labs"
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a kill also stops the test run it started
     events: queue.Queue[tuple[str, str]] = queue.Queue()
     stop = threading.Event()
     threading.Thread(target=_files, args=(events, stop, labs_dir), daemon=True).start()
