@@ -88,7 +88,7 @@ def _graded_run(impl: str, tmp_path: Path) -> dict[str, str]:
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", DOCKERLAB_PROGRESS="0")  # not the student's progress
     subprocess.run(
         [sys.executable, "-m", "pytest", "tests/test_lab1.py", "tests/test_lab2.py", "--impl", impl,
-         "-q", "-p", "no:cacheprovider", f"--junitxml={report}"],
+         "-q", "-v", "-p", "no:cacheprovider", f"--junitxml={report}"],  # -v: every test, even of untouched stubs
         cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
     )
     outcomes = {}
