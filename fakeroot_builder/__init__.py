@@ -13,6 +13,7 @@ Modules, one job each:
 - ``documents``  JSON documents as Go writes them (config, manifest, repositories.json…)
 - ``plan``       recipes → every id and byte of a root, in memory
 - ``writer``     a plan → files, with a daemon's modes (real directory or pyfakefs)
+- ``containerd_store``  the same plan as Docker 29's containerd root (blobs, meta.db, snapshots)
 - ``truth``      ground truth of what was written, for tests
 - ``safety``     where the builder refuses to write
 - ``formats``    format constants shared with the reader and the labs

@@ -60,9 +60,15 @@ def cached_root(
     images: Sequence[str] | None = None,
     containers: bool = True,
     base: Path | None = None,
+    store: str = "classic",
 ) -> BuiltRoot:
-    """The root for these arguments, built once and then reused from the cache."""
+    """The root for these arguments, built once and then reused from the cache.
+
+    ``store="containerd"`` gives the same catalogue as a Docker 29 containerd root.
+    """
     key = f"{seed}|{host_seed}|{','.join(images or ['*'])}|{containers}"
+    if store != "classic":
+        key += f"|{store}"
     name = hashlib.sha256(key.encode()).hexdigest()[:20]
     roots = (base or cache_dir()) / "roots"
     home = roots / source_fingerprint()
@@ -77,7 +83,9 @@ def cached_root(
     home.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=home))
     try:
-        truth = build_root(staging / "root", seed=seed, host_seed=host_seed, images=images, containers=containers)
+        truth = build_root(
+            staging / "root", seed=seed, host_seed=host_seed, images=images, containers=containers, store=store
+        )
         (staging / "truth.json").write_text(truth.to_json())
         try:
             os.rename(staging, final)
@@ -98,6 +106,7 @@ GRADED_ROOTS: dict[str, Callable[[int], dict[str, Any]]] = {
     "other-content": lambda seed: {"seed": seed + 1, "images": ["nginx:latest"], "containers": False},
     "small": lambda seed: {"seed": seed, "images": ["nginx:latest", "nginx:alpine"], "containers": False},
     "small-with-containers": lambda seed: {"seed": seed, "images": ["nginx:latest", "alpine:3.19"]},
+    "containerd": lambda seed: {"seed": seed, "store": "containerd"},  # lab 3: the full catalogue, Docker 29
 }
 
 

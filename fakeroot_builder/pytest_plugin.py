@@ -7,7 +7,9 @@ dockerlab can ask for them:
         assert my_reader(docker_root.path).image("nginx")
 
 ``docker_root`` builds the canonical root at ``/var/lib/docker`` inside pyfakefs's ``fs``; the
-plan (all the hashing) is made before ``fs`` starts and reused across tests.
+plan (all the hashing) is made before ``fs`` starts and reused across tests. Inside the fake
+file system the test acts as root (pyfakefs's ``set_uid(0)``), as the daemon that owns a real
+``/var/lib/docker`` does, so the tree is the same whoever runs the tests.
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ import pytest
 
 from .cache import BuiltRoot
 
-__all__ = ["docker_root", "docker_root_factory"]
+__all__ = ["containerd_root", "docker_root", "docker_root_factory"]
 
 DATA_ROOT = "/var/lib/docker"
+#: Where Docker 29 keeps images (the containerd image store): ``store="containerd"`` roots go here.
+CONTAINERD_ROOT = "/var/lib/containerd"
 
 
 @lru_cache(maxsize=8)
@@ -34,12 +38,11 @@ def _plan(seed: int, host_seed: int | None, images: tuple[str, ...] | None, cont
     return plan_root(seed=seed, host_seed=host_seed, images=images, containers=containers)
 
 
-def _write(plan: Any, target: str) -> BuiltRoot:
-    from .writer import write_plan
+def _write(plan: Any, target: str, store: str = "classic") -> BuiltRoot:
+    from .build import write_store
 
     os.makedirs(os.path.dirname(target), exist_ok=True)
-    notes = write_plan(plan, target)
-    return BuiltRoot(Path(target), plan.truth(notes))
+    return BuiltRoot(Path(target), write_store(plan, target, store))
 
 
 #: Trees already written into some test's pyfakefs, by build arguments: (file system, node).
@@ -78,7 +81,9 @@ def _clone_into(fs: Any, snapshot: tuple[Any, Any, BuiltRoot], path: str) -> Bui
 
 @pytest.fixture
 def docker_root_factory(fs: Any) -> Any:
-    """``make(seed=…, images=[…], host_seed=…, containers=True, path=DATA_ROOT)`` inside pyfakefs.
+    """``make(seed=…, images=[…], host_seed=…, containers=True, path=DATA_ROOT, store="classic")``
+    inside pyfakefs (``store="containerd"``: a Docker 29 containerd root, at /var/lib/containerd
+    unless ``path`` says otherwise).
 
     The first tree for given arguments is written with ordinary file operations; later tests
     get a copy of it grafted into their own file system.
@@ -89,24 +94,41 @@ def docker_root_factory(fs: Any) -> Any:
         images: list[str] | None = None,
         host_seed: int | None = None,
         containers: bool = True,
-        path: str = DATA_ROOT,
+        path: str | None = None,
+        store: str = "classic",
     ) -> BuiltRoot:
+        _as_root()
+        if path is None:
+            path = CONTAINERD_ROOT if store == "containerd" else DATA_ROOT
         key = (seed, host_seed, tuple(images) if images else None, containers)
-        if key in _SNAPSHOTS:
-            return _clone_into(fs, _SNAPSHOTS[key], path)
+        if key + (store,) in _SNAPSHOTS:
+            return _clone_into(fs, _SNAPSHOTS[key + (store,)], path)
         # Faker and the plan are made with the real file system paused (fs.pause) so that
         # Faker's lazy imports read real files.
         fs.pause()
         try:
             plan = _plan(*key)
-            from . import writer  # noqa: F401  (imported for real, not under pyfakefs)
+            from . import build, writer  # noqa: F401  (imported for real, not under pyfakefs)
+
+            if store == "containerd":
+                from . import bbolt, containerd_store  # noqa: F401
         finally:
             fs.resume()
-        built = _write(plan, path)
-        _SNAPSHOTS[key] = (fs, copy_of(fs.get_object(path), fs), built)
+        built = _write(plan, path, store)
+        _SNAPSHOTS[key + (store,)] = (fs, copy_of(fs.get_object(path), fs), built)
         return built
 
     return make
+
+
+def _as_root() -> None:
+    """Act as root inside the fake file system for the rest of the test (pyfakefs puts the ids
+    back when it stops): a daemon's root is written by root, with 0/0 devices, ``trusted.``
+    xattrs and the layers' owners, whoever runs the tests; and only root reads all of it."""
+    from pyfakefs.helpers import set_gid, set_uid
+
+    set_uid(0)
+    set_gid(0)
 
 
 def copy_of(node: Any, fs: Any) -> Any:
@@ -120,3 +142,9 @@ def copy_of(node: Any, fs: Any) -> Any:
 def docker_root(docker_root_factory: Any) -> Iterator[BuiltRoot]:
     """The canonical fake root at ``/var/lib/docker`` in pyfakefs (``.path``, ``.truth``)."""
     yield docker_root_factory()
+
+
+@pytest.fixture
+def containerd_root(docker_root_factory: Any) -> Iterator[BuiltRoot]:
+    """The canonical catalogue as Docker 29's containerd root at ``/var/lib/containerd`` in pyfakefs."""
+    yield docker_root_factory(store="containerd")

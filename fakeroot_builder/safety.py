@@ -1,4 +1,4 @@
-"""Where the builder refuses to write: never over data, never into a live Docker root.
+"""Where the builder refuses to write: never over data, never into a live Docker or containerd root.
 
 ``dockerlab build`` writes into a temporary sibling of the target and renames it into place
 at the end, so an interrupted build leaves nothing half-made and an existing tree is only
@@ -21,13 +21,47 @@ __all__ = ["check_target", "clean", "looks_built", "remove_tree", "running_daemo
 
 T = TypeVar("T")
 
-_SYSTEM_ROOTS = ("/var/lib/docker", "/var/snap/docker/common/var-lib-docker")
+_SYSTEM_ROOTS = (
+    "/var/lib/docker",
+    "/var/snap/docker/common/var-lib-docker",
+    "/var/lib/containerd",  # Docker 29's images (containerd image store)
+    "/run/containerd",
+    "~/.local/share/containerd",  # rootless containerd (nerdctl, rootless Docker)
+)
 #: Files a real daemon keeps in its root and the builder never writes.
 _DAEMON_MARKERS = ("engine-id", "network/files/local-kv.db", "volumes/metadata.db", "buildkit/cache.db")
+#: Where a real containerd keeps the tasks it runs (the builder leaves these directories empty).
+_CONTAINERD_TASKS = ("io.containerd.runtime.v2.task", "io.containerd.runtime.v1.linux")
+
+
+def _option(argv: list[str], names: tuple[str, ...]) -> str | None:
+    """The value of the last ``--name value`` or ``--name=value`` in ``argv``."""
+    value = None
+    for i, text in enumerate(argv):
+        if text in names and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif "=" in text and text.split("=", 1)[0] in names:
+            value = text.split("=", 1)[1]
+    return value
+
+
+def _containerd_root(argv: list[str]) -> str:
+    """A containerd's root: ``--root``, else its config file's ``root``, else the default."""
+    root = _option(argv, ("--root",))
+    if root:
+        return root
+    config = _option(argv, ("--config", "-c")) or "/etc/containerd/config.toml"
+    try:
+        import tomllib
+
+        with open(config, "rb") as fh:
+            return str(tomllib.load(fh).get("root") or "/var/lib/containerd")
+    except (OSError, ValueError, ImportError):
+        return "/var/lib/containerd"
 
 
 def running_daemon_roots() -> list[Path]:
-    """Data roots of the dockerd processes running on this machine (from /proc)."""
+    """Data roots of the dockerd and containerd processes running on this machine (from /proc)."""
     roots = []
     proc = Path("/proc")
     if not proc.is_dir():
@@ -36,19 +70,14 @@ def running_daemon_roots() -> list[Path]:
         if not entry.name.isdigit():
             continue
         try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            argv = [a.decode(errors="replace") for a in (entry / "cmdline").read_bytes().split(b"\0")]
         except OSError:
             continue
-        if not argv or not os.path.basename(argv[0].decode(errors="replace")).startswith("dockerd"):
-            continue
-        root = "/var/lib/docker"
-        for i, arg in enumerate(argv):
-            text = arg.decode(errors="replace")
-            if text in ("--data-root", "-g", "--graph") and i + 1 < len(argv):
-                root = argv[i + 1].decode(errors="replace")
-            elif text.startswith("--data-root="):
-                root = text.split("=", 1)[1]
-        roots.append(Path(root).resolve())
+        program = os.path.basename(argv[0]) if argv else ""
+        if program.startswith("dockerd"):
+            roots.append(Path(_option(argv, ("--data-root", "-g", "--graph")) or "/var/lib/docker").resolve())
+        elif program == "containerd":
+            roots.append(Path(_containerd_root(argv)).resolve())
     return roots
 
 
@@ -58,18 +87,37 @@ def _related(a: Path, b: Path) -> bool:
 
 
 def _protected_roots() -> list[Path]:
-    return [Path(p).resolve() for p in _SYSTEM_ROOTS] + running_daemon_roots()
+    return [Path(p).expanduser().resolve() for p in _SYSTEM_ROOTS] + running_daemon_roots()
+
+
+def _running_tasks(path: Path) -> str | None:
+    """A task directory a real containerd left in ``path`` (the builder writes none), if any."""
+    for runtime in _CONTAINERD_TASKS:
+        top = path / runtime
+        try:
+            for ns in top.iterdir():
+                if not ns.is_dir() or any(ns.iterdir()):
+                    return f"{runtime}/{ns.name}"
+        except OSError:
+            continue
+    return None
 
 
 def looks_built(path: Path) -> bool:
-    """Whether ``path`` holds nothing but what ``dockerlab build`` writes at the top of a root."""
-    own = {"containers", "image", "overlay2"} | {name for name, _ in OTHER_ROOT_DIRS}
+    """Whether ``path`` holds nothing but what ``dockerlab build`` writes at the top of a root
+    (either store)."""
+    from .containerd_store import ROOT_NAMES
+
+    classic = {"containers", "image", "overlay2"} | {name for name, _ in OTHER_ROOT_DIRS}
     try:
         names = {p.name for p in path.iterdir()}
     except OSError:
         return False
-    daemon_files = any((path / marker).exists() for marker in _DAEMON_MARKERS)
-    return "image" in names and names <= own and not daemon_files
+    if "image" in names and names <= classic:
+        return not any((path / marker).exists() for marker in _DAEMON_MARKERS)
+    if "io.containerd.metadata.v1.bolt" in names and names <= ROOT_NAMES:
+        return _running_tasks(path) is None
+    return False
 
 
 def check_target(target: Path, force: bool) -> None:
@@ -82,11 +130,14 @@ def check_target(target: Path, force: bool) -> None:
     for live in _protected_roots():
         if _related(resolved, live):
             raise LiveDockerRootError(
-                f"{target}: refusing to write in or around {live}, a real Docker data root"
+                f"{target}: refusing to write in or around {live}, a real Docker data root or containerd root"
             )
     for marker in _DAEMON_MARKERS:
         if (resolved / marker).exists():
             raise LiveDockerRootError(f"{target}: holds {marker}, which only a real Docker daemon writes")
+    tasks = _running_tasks(resolved)
+    if tasks is not None:
+        raise LiveDockerRootError(f"{target}: holds {tasks}, the tasks of a real containerd")
     if resolved.exists() and not resolved.is_dir():
         raise TargetNotEmptyError(f"{target}: exists and is not a directory")
     if resolved.is_dir() and any(resolved.iterdir()):
@@ -133,7 +184,7 @@ def clean(target: Path) -> None:
         raise TargetNotEmptyError(f"{target}: no such directory")
     for live in _protected_roots():
         if _related(resolved, live):
-            raise LiveDockerRootError(f"{target}: refusing to remove in or around {live}, a real Docker data root")
+            raise LiveDockerRootError(f"{target}: refusing to remove in or around {live}, a real Docker data root or containerd root")
     if not looks_built(resolved):
         raise TargetNotEmptyError(f"{target}: not a root made by `dockerlab build`; not removing it")
     remove_tree(resolved)

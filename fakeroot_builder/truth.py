@@ -2,6 +2,31 @@
 
 Building a root returns a :class:`RootTruth`; ``dockerlab build --truth FILE`` writes it as JSON.
 Graded tests compare a student's answers with these values, never with another implementation.
+
+Two stores, one catalogue. ``RootTruth.store`` says which one a root holds:
+
+- ``"classic"``: ``/var/lib/docker`` with the overlay2 driver (``image/overlay2/layerdb``…).
+  ``images``, ``containers`` and every field of :class:`LayerTruth` describe files on disk.
+- ``"containerd"``: a containerd root as Docker 29 leaves it (``/var/lib/containerd``, namespace
+  ``moby``, snapshotter ``overlayfs``). ``images`` still give the content-addressed ids, which
+  are the same in both stores (``layer_id`` = DiffID, ``db_id`` = ChainID = the snapshot key,
+  ``compressed_digest``, ``image_id`` = the config digest); the classic-only names
+  (``cache_id``, ``link``, ``lower``, a container's ``mount_id``/``init_id``/``link``…) exist
+  on no disk there. Everything containerd-specific is in ``RootTruth.containerd``
+  (:class:`ContainerdTruth`): the image records and their targets, every blob with its
+  labels, every snapshot (key, ``moby/<seq>/<key>`` name, id, kind, parent, labels,
+  directory), the containers' snapshots and leases, and both bucket sequences (the next
+  snapshot id a real containerd will hand out is ``snapshot_sequence + 1``).
+
+Typical look-ups for a graded test::
+
+    ct = truth.containerd
+    layer = truth.image("nginx:latest").layers[-1]
+    snap = ct.snapshot(layer.db_id)           # key = ChainID
+    snap.id, snap.fs_dir                      # 7, 'io.containerd.snapshotter.v1.overlayfs/snapshots/7/fs'
+    ct.blob(layer.compressed_digest).labels["containerd.io/uncompressed"] == layer.layer_id
+    ct.image("nginx:latest").target_digest    # what v1/moby/images/<name>/target holds
+    ct.container(cid).lowerdirs               # the container's overlay lowerdir, nearest first
 """
 
 from __future__ import annotations
@@ -10,7 +35,19 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-__all__ = ["Changes", "ContainerTruth", "ImageTruth", "LayerTruth", "RootTruth"]
+__all__ = [
+    "BlobTruth",
+    "Changes",
+    "ContainerTruth",
+    "ContainerdContainerTruth",
+    "ContainerdImageTruth",
+    "ContainerdTruth",
+    "ImageTruth",
+    "LayerTruth",
+    "LeaseTruth",
+    "RootTruth",
+    "SnapshotTruth",
+]
 
 
 @dataclass(frozen=True)
@@ -88,6 +125,136 @@ class ContainerTruth:
     changes: Changes = field(default_factory=Changes)
 
 
+#: Where the containerd store keeps things, relative to its root (``/var/lib/containerd``).
+CONTENT_BLOBS = "io.containerd.content.v1.content/blobs/sha256"
+OVERLAYFS_SNAPSHOTS = "io.containerd.snapshotter.v1.overlayfs/snapshots"
+
+
+@dataclass(frozen=True)
+class BlobTruth:
+    """One blob of the content store and its record in ``meta.db`` (``v1/moby/content/blob``)."""
+
+    digest: str
+    size: int
+    media_type: str  #: how the manifest (or image record) that refers to it describes it
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def path(self) -> str:
+        """The blob's file, relative to the root."""
+        return f"{CONTENT_BLOBS}/{self.digest.removeprefix('sha256:')}"
+
+
+@dataclass(frozen=True)
+class SnapshotTruth:
+    """A snapshot as both databases record it, and its directory."""
+
+    key: str  #: key in ``v1/moby/snapshots/overlayfs``: a ChainID, ``<container>-init`` or ``<container>``
+    name: str  #: ``moby/<seq>/<key>``: the key of ``v1/snapshots`` in the snapshotter's metadata.db
+    id: int  #: the directory ``snapshots/<id>/``
+    kind: str  #: ``committed`` or ``active``
+    parent: str | None  #: the parent snapshot's key
+    labels: dict[str, str] = field(default_factory=dict)  #: meta.db labels (metadata.db keeps the inherited ones)
+    inodes: int | None = None  #: usage recorded at commit (committed snapshots only)
+    size: int | None = None
+
+    @property
+    def dir(self) -> str:
+        """``…/snapshots/<id>``, relative to the root."""
+        return f"{OVERLAYFS_SNAPSHOTS}/{self.id}"
+
+    @property
+    def fs_dir(self) -> str:
+        """The snapshot's files (an overlay upper or lower dir), relative to the root."""
+        return f"{self.dir}/fs"
+
+
+@dataclass(frozen=True)
+class ContainerdImageTruth:
+    """An image in the containerd store: its records in ``v1/moby/images`` and what they point at."""
+
+    name: str  #: catalogue name, e.g. ``nginx:latest`` (as in :class:`ImageTruth`)
+    names: tuple[str, ...]  #: the image records' keys, e.g. ``docker.io/library/nginx:latest``
+    target_digest: str  #: ``target/digest``: the manifest (Docker 29 shows it as the image id)
+    target_media_type: str
+    target_size: int
+    config_digest: str  #: the config blob (the classic store's image id)
+    layer_digests: tuple[str, ...]  #: compressed layer blobs, base first
+    chain_ids: tuple[str, ...]  #: snapshot keys of the layers, base first
+    pulled: bool  #: pulled from a registry (else built on this host)
+
+
+@dataclass(frozen=True)
+class LeaseTruth:
+    """A lease in ``v1/moby/leases``: what it keeps from the garbage collector."""
+
+    id: str
+    snapshots: tuple[str, ...] = ()  #: keys under ``snapshots/overlayfs``
+    content: tuple[str, ...] = ()  #: digests under ``content``
+
+
+@dataclass(frozen=True)
+class ContainerdContainerTruth:
+    """A Docker container in the containerd store: an active snapshot on its committed ``-init``."""
+
+    id: str
+    name: str
+    image: str  #: catalogue name of its image
+    snapshot: str  #: key of its active snapshot (the container id)
+    init_snapshot: str  #: key of the committed ``<id>-init`` snapshot, the active one's parent
+    lease: str  #: the lease holding both (named by the container id)
+    image_top: str  #: the image's top ChainID, the ``-init`` snapshot's parent
+    upperdir: str  #: relative to the root
+    lowerdirs: tuple[str, ...]  #: relative to the root, nearest (the ``-init`` fs) first
+
+
+@dataclass(frozen=True)
+class ContainerdTruth:
+    """Everything containerd-specific a containerd root holds (see the module docstring)."""
+
+    namespace: str
+    snapshotter: str
+    db_version: int  #: ``v1/version`` of meta.db
+    images: tuple[ContainerdImageTruth, ...]
+    blobs: tuple[BlobTruth, ...]
+    snapshots: tuple[SnapshotTruth, ...]  #: in id order
+    containers: tuple[ContainerdContainerTruth, ...]
+    leases: tuple[LeaseTruth, ...]
+    meta_sequence: int  #: sequence of ``v1/moby/snapshots/overlayfs`` in meta.db (the ``<seq>`` of names)
+    snapshot_sequence: int  #: sequence of ``v1/snapshots`` in metadata.db (the last id handed out)
+
+    @property
+    def next_snapshot_id(self) -> int:
+        """The id a real containerd gives the next snapshot it prepares on this root."""
+        return self.snapshot_sequence + 1
+
+    def image(self, ref: str) -> ContainerdImageTruth:
+        """The image called ``ref``: catalogue name or image record name."""
+        for image in self.images:
+            if ref == image.name or ref in image.names:
+                return image
+        raise KeyError(f"no image {ref!r} in this containerd root")
+
+    def blob(self, digest: str) -> BlobTruth:
+        for blob in self.blobs:
+            if blob.digest == digest:
+                return blob
+        raise KeyError(f"no blob {digest} in this containerd root")
+
+    def snapshot(self, key: str) -> SnapshotTruth:
+        """The snapshot with this key (a ChainID, ``<id>-init`` or a container id)."""
+        for snap in self.snapshots:
+            if snap.key == key:
+                return snap
+        raise KeyError(f"no snapshot {key!r} in this containerd root")
+
+    def container(self, cid: str) -> ContainerdContainerTruth:
+        for container in self.containers:
+            if cid in (container.id, container.name):
+                return container
+        raise KeyError(f"no container {cid!r} in this containerd root")
+
+
 @dataclass(frozen=True)
 class RootTruth:
     """Everything a build wrote that a test may ask about."""
@@ -97,6 +264,16 @@ class RootTruth:
     images: tuple[ImageTruth, ...]
     containers: tuple[ContainerTruth, ...] = ()
     notes: tuple[str, ...] = ()  #: how the root deviates from a daemon's (e.g. degraded whiteouts)
+    store: str = "classic"  #: ``classic`` (/var/lib/docker, overlay2) or ``containerd`` (Docker 29)
+    containerd: ContainerdTruth | None = None  #: the containerd store's ids (``store == "containerd"``)
+    #: How the builder wrote what a root daemon writes with privileges, by kind (a kind is
+    #: absent when the root holds none): ``whiteout``: ``device`` (a 0/0 character device, as a
+    #: daemon), ``trusted.overlay.whiteout`` / ``user.overlay.whiteout`` (an empty mode-0000 file
+    #: with that xattr) or ``mode-0000 file`` (no xattrs); ``opaque``: the xattr name set to ``y``
+    #: (``trusted.overlay.opaque``, else ``user.overlay.opaque``) or ``unmarked``;
+    #: ``kernel_xattrs``: ``trusted.overlay.*``, ``user.overlay.*`` or ``unmarked``; ``owners``:
+    #: ``as in the layer tars`` (root) or ``yours`` (everything owned by the builder's user).
+    forms: dict[str, str] = field(default_factory=dict)
 
     def image(self, ref: str) -> ImageTruth:
         """The image called ``ref`` (catalogue name, tag or digest reference)."""
@@ -129,6 +306,12 @@ class RootTruth:
 def _jsonable(obj: Any) -> Any:
     if isinstance(obj, LayerTruth):
         return {**asdict(obj), "diff_dir": obj.diff_dir}
+    if isinstance(obj, BlobTruth):
+        return {**asdict(obj), "path": obj.path}
+    if isinstance(obj, SnapshotTruth):
+        return {**asdict(obj), "dir": obj.dir, "fs_dir": obj.fs_dir}
+    if isinstance(obj, dict):
+        return dict(obj)
     if hasattr(obj, "__dataclass_fields__"):
         return {f.name: _jsonable(getattr(obj, f.name)) for f in fields(obj)}
     if isinstance(obj, tuple):
@@ -158,4 +341,23 @@ def _load(cls: Any, data: Any) -> Any:
         ContainerTruth(**{**c, "lower": tuple(c["lower"]), "changes": _changes(c["changes"])})
         for c in data["containers"]
     )
-    return RootTruth(data["seed"], data["host_seed"], images, containers, tuple(data["notes"]))
+    ctd = data.get("containerd")
+    return RootTruth(
+        data["seed"], data["host_seed"], images, containers, tuple(data["notes"]),
+        data.get("store", "classic"), _containerd(ctd) if ctd else None, dict(data.get("forms", {})),
+    )
+
+
+def _containerd(d: dict[str, Any]) -> ContainerdTruth:
+    def tupled(cls: Any, item: dict[str, Any]) -> Any:
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in item.items()})
+
+    return ContainerdTruth(
+        d["namespace"], d["snapshotter"], d["db_version"],
+        tuple(tupled(ContainerdImageTruth, x) for x in d["images"]),
+        tuple(BlobTruth(**{k: v for k, v in x.items() if k != "path"}) for x in d["blobs"]),
+        tuple(SnapshotTruth(**{k: v for k, v in x.items() if k not in ("dir", "fs_dir")}) for x in d["snapshots"]),
+        tuple(tupled(ContainerdContainerTruth, x) for x in d["containers"]),
+        tuple(tupled(LeaseTruth, x) for x in d["leases"]),
+        d["meta_sequence"], d["snapshot_sequence"],
+    )

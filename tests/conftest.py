@@ -82,6 +82,11 @@ def lab2(impl_choice: str) -> Implementation:
     return load("lab2", impl_choice)
 
 
+@pytest.fixture(scope="session")
+def lab3(impl_choice: str) -> Implementation:
+    return load("lab3", impl_choice)
+
+
 # -- roots ---------------------------------------------------------------------------------------
 
 
@@ -89,6 +94,12 @@ def lab2(impl_choice: str) -> Implementation:
 def root(request: pytest.FixtureRequest) -> BuiltRoot:
     """A full root (every catalogue image, containers) for each graded seed."""
     return graded_root("full", request.param[1])
+
+
+@pytest.fixture(scope="session", params=graded_seeds(), ids=lambda p: p[0])
+def croot(request: pytest.FixtureRequest) -> BuiltRoot:
+    """The same catalogue as ``root``, as Docker 29 keeps it: a containerd root, for each graded seed."""
+    return graded_root("containerd", request.param[1])
 
 
 @pytest.fixture(scope="session")

@@ -232,7 +232,7 @@ def test_inspect_json_has_the_documented_shape_and_the_truth_values(canonical, c
     assert main(["inspect", "nginx:latest", "--root", str(canonical.path), "--json"]) == 0
     got = json.loads(capsys.readouterr().out)
     image = canonical.truth.image("nginx:latest")
-    assert set(got) == {"image_id", "repo_tags", "layers"}
+    assert set(got) == {"store", "image_id", "repo_tags", "layers"} and got["store"] == "classic"
     assert got["image_id"] == image.image_id
     assert sorted(got["repo_tags"]) == sorted(image.repo_tags)
     expected = [
@@ -318,3 +318,20 @@ def test_student_id_with_spaces_is_refused(course_copy, capsys):
     assert main(["student-id", "two words"]) == 2
     assert "two words" in capsys.readouterr().err
     assert not (course_copy / ".dockerlab-student").exists()
+
+
+def test_a_missing_package_is_one_line_naming_the_install_and_nothing_is_written(tmp_path, monkeypatch, capsys):
+    """`dockerlab grade` without pytest installed: no traceback, no grades.csv without rows."""
+    import importlib.util
+
+    from dockerlab import cli
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pytest" else real(name, *a))
+    (tmp_path / "class" / "alice" / "labs").mkdir(parents=True)
+    out = tmp_path / "grades"
+    monkeypatch.setenv("DOCKERLAB_SECRET", "s")
+    code = cli.main(["grade", str(tmp_path / "class"), "--out", str(out), "--labs", "lab1", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and not out.exists()
+    assert err.count("\n") == 1 and "'pytest' is not installed" in err and "pip install tox -e ." in err

@@ -43,22 +43,30 @@ def _cmd_grade(args: argparse.Namespace) -> int:
 
 
 def _cmd_release(args: argparse.Namespace) -> int:
-    from .platforms import release
+    from .platforms import parse_labs, release
 
-    out = release(Path(args.out).expanduser())
-    print(f"wrote the student repository to {out} (no solutions/, no secret)")
+    labs = parse_labs(args.labs)
+    out = release(Path(args.out).expanduser(), [lab.id for lab in labs])
+    print(f"wrote the student repository to {out} (no solutions/, no secret); "
+          f"its Classroom workflow grades {', '.join(lab.id for lab in labs)} ({sum(lab.points for lab in labs)} points)")
     return 0
 
 
 def _cmd_bundle(args: argparse.Namespace) -> int:
-    from .platforms import gradescope_bundle
+    from .platforms import bundle_secret, gradescope_bundle, parse_labs
 
-    secret = args.secret or os.environ.get("DOCKERLAB_SECRET") if args.bake_secret else None
-    if args.bake_secret and not secret:
-        raise DockerLabError("--bake-secret needs --secret or $DOCKERLAB_SECRET")
-    out = gradescope_bundle(Path(args.out).expanduser(), secret)
-    where = "baked into the zip (keep it private)" if secret else "expected in Gradescope's $DOCKERLAB_SECRET"
-    print(f"wrote {out}; the secret is {where}", file=sys.stdout)
+    labs = parse_labs(args.labs)
+    out = Path(args.out).expanduser()
+    if out.exists() and not args.force:
+        raise DockerLabError(f"{out}: exists; pass --force to replace it")
+    secret, origin = bundle_secret(out, args.secret)
+    gradescope_bundle(out, secret, [lab.id for lab in labs], args.test_timeout, args.timeout, force=args.force)
+    points = sum(lab.points for lab in labs)
+    print(f"wrote {out}: {', '.join(lab.id for lab in labs)}, {points} points "
+          f"(set the assignment's autograder points to {points}; "
+          f"its timeout above {len(labs) * args.timeout + 60:g} s: {args.timeout:g} s per lab)")
+    print(f"warning: the secret ({origin}) is baked into {out}: keep the zip private; anyone holding it "
+          "can compute every student's hidden trees", file=sys.stderr)
     return 0
 
 
@@ -79,10 +87,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
     p = subparsers.add_parser("release", help="write the student repository (no solutions, no secret)")
     p.add_argument("--out", required=True, help="an empty or new folder")
+    p.add_argument("--labs", default=None, help="comma-separated labs the Classroom workflow grades (default: all)")
     p.set_defaults(func=_cmd_release)
 
-    p = subparsers.add_parser("gradescope-bundle", help="write Gradescope's autograder zip")
+    p = subparsers.add_parser("gradescope-bundle", help="write Gradescope's autograder zip (keep it private)")
     p.add_argument("--out", required=True, help="the zip to write")
-    p.add_argument("--bake-secret", action="store_true", help="put the secret in the zip (else set it in Gradescope)")
-    p.add_argument("--secret", default=None, help="the secret to bake in (default: $DOCKERLAB_SECRET)")
+    p.add_argument("--labs", default=None, help="comma-separated labs the assignment grades (default: all)")
+    p.add_argument("--secret", default=None,
+                   help="the secret baked into the zip (default: $DOCKERLAB_SECRET, else the one saved beside "
+                        "the zip by an earlier build, else a new one saved there)")
+    p.add_argument("--test-timeout", type=float, default=10.0, help="seconds per test (default: 10)")
+    p.add_argument("--timeout", type=float, default=180.0, help="wall seconds per lab of a submission (default: 180)")
+    p.add_argument("--force", action="store_true", help="replace an existing zip")
     p.set_defaults(func=_cmd_bundle)

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Unpack Debian unstable's containerd 2.x into DIR (DIR/usr/bin/containerd, ctr, shim) with a
 # private apt configuration: /etc/apt and the installed packages are untouched.
-#   tests/conformance_containerd/get-containerd2.sh DIR
+#   tests/conformance_containerd/get-containerd2.sh [DIR]
+# DIR defaults to where the conformance tests look when DOCKERLAB_CONTAINERD2 is unset:
+# ${DOCKERLAB_CACHE:-${XDG_CACHE_HOME:-~/.cache}/dockerlab}/containerd2.
 set -euo pipefail
-dir=$(realpath -m "${1:?usage: $0 DIR}")
+default="${DOCKERLAB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/dockerlab}/containerd2"
+dir=$(realpath -m "${1:-${DOCKERLAB_CONTAINERD2:-$default}}")
 if [ -x "$dir/usr/bin/containerd" ] && "$dir/usr/bin/containerd" --version | grep -q ' 2\.'; then
   exit 0
 fi

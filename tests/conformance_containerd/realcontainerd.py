@@ -9,9 +9,10 @@ It can also start on a root we built (``root=``), which it then owns until stopp
 Where the binaries come from:
 
 - ``"1.6"``: ``/usr/bin/containerd`` and ``ctr`` (Debian 12: ``apt-get install containerd``).
-- ``"2"``: ``$DOCKERLAB_CONTAINERD2/usr/bin/`` -- Debian unstable's package unpacked with
-  ``dpkg-deb -x``; ``tests/conformance_containerd/get-containerd2.sh DIR`` fetches it with a
-  private apt configuration (``/etc/apt`` untouched).
+- ``"2"``: ``$DOCKERLAB_CONTAINERD2/usr/bin/`` (default ``<dockerlab cache>/containerd2``) --
+  Debian unstable's package unpacked with ``dpkg-deb -x``;
+  ``tests/conformance_containerd/get-containerd2.sh [DIR]`` fetches it with a private apt
+  configuration (``/etc/apt`` untouched).
 
 Typical use::
 
@@ -44,6 +45,8 @@ __all__ = [
     "CtrError",
     "available",
     "binaries",
+    "containerd2_dir",
+    "on_ci",
     "require",
 ]
 
@@ -89,20 +92,25 @@ class CtrError(subprocess.CalledProcessError):
         return f"{super().__str__()}\nstderr:\n{(self.stderr or '').strip()}"
 
 
+def containerd2_dir() -> Path:
+    """``$DOCKERLAB_CONTAINERD2``, else ``<dockerlab cache>/containerd2`` (get-containerd2.sh's default)."""
+    if os.environ.get("DOCKERLAB_CONTAINERD2"):
+        return Path(os.environ["DOCKERLAB_CONTAINERD2"])
+    cache = os.environ.get("DOCKERLAB_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "dockerlab"
+    )
+    return Path(cache) / "containerd2"
+
+
 def binaries(version: str) -> tuple[Path, Path] | str:
     """``(containerd, ctr)`` for ``version``, or the reason they cannot be found."""
     if version == "1.6":
         bindir = Path("/usr/bin")
         hint = "apt-get install -y containerd"
     elif version == "2":
-        top = os.environ.get("DOCKERLAB_CONTAINERD2", "")
-        if not top:
-            return (
-                "DOCKERLAB_CONTAINERD2 is not set (run "
-                "tests/conformance_containerd/get-containerd2.sh DIR, then export DOCKERLAB_CONTAINERD2=DIR)"
-            )
-        bindir = Path(top) / "usr" / "bin"
-        hint = "tests/conformance_containerd/get-containerd2.sh " + top
+        top = containerd2_dir()
+        bindir = top / "usr" / "bin"
+        hint = f"run tests/conformance_containerd/get-containerd2.sh {top}"
     else:
         raise ValueError(f"containerd version {version!r}: not one of {VERSIONS}")
     daemon, ctr = bindir / "containerd", bindir / "ctr"
@@ -126,10 +134,15 @@ def available(version: str) -> str | None:
     return found if isinstance(found, str) else None
 
 
+def on_ci() -> bool:
+    """``CI`` is set (to anything but ""/0/false/no): missing tools fail instead of skipping."""
+    return os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
+
+
 def require(version: str) -> str | None:
     """Like :func:`available`, but raise when ``CI`` is set: there a missing daemon fails the run."""
     reason = available(version)
-    if reason and os.environ.get("CI", "").lower() not in ("", "0", "false", "no"):
+    if reason and on_ci():
         raise ContainerdError(f"CI is set but containerd {version} cannot run: {reason}")
     return reason
 
