@@ -118,10 +118,8 @@ def render(lab: labinfo.Lab, saved: Mapping[str, Mapping[str, Any]], this_run: I
     this_run = set(this_run)
     done = [t for t in lab.tasks if saved.get(t.key, {}).get("done")]
     points = sum(t.points for t in done)
-    lines = [
-        f"{lab.id} — {lab.title}: {len(done)}/{len(lab.tasks)} tasks done, {points}/{lab.points} points"
-        f"  {bar(points, lab.points)}{note}"
-    ]
+    head = f"{lab.id} — {lab.title}: {len(done)}/{len(lab.tasks)} tasks done, {points}/{lab.points} points"
+    lines = [f"{head}  {bar(points, lab.points, max(10, min(24, 76 - len(head))))}{note}"]
     width = max(len(t.title) for t in lab.tasks)
     for task in lab.tasks:
         state = saved.get(task.key)
