@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from fakeroot_builder import bbolt
-from fakeroot_builder.errors import CorruptJSONError, LayerMismatchError, NotPulledError
+from fakeroot_builder.errors import CorruptJSONError, LayerMismatchError, NotPulledError, UnknownReferenceError
 
 from .export import _MAX_CONCURRENT_DOWNLOADS, _Member, _epoch_seconds, _familiar, _path_in_registry, _split_ref
 from .export import _BLOCK, _EPOCH, _write_atomically, _write_member
@@ -161,7 +161,10 @@ def inspect_containerd(root: str, ref: str, impl: str = "solutions") -> dict[str
     """``{"store", "image_id", "names", "config", "layers": [{layer_id, digest, snapshot_key,
     snapshot_id, kind, parent, fs_dir}]}`` of an image in a containerd root (Docker 29)."""
     lab3 = load("lab3", impl)
-    target = lab3.image_target(root, ref)
+    try:
+        target = lab3.image_target(root, ref)
+    except UnknownReferenceError as exc:  # say what there is, as `docker images` would
+        raise UnknownReferenceError(exc.path, f"{exc.problem}; its images are: {', '.join(lab3.image_names(root)) or '(none)'}") from None
     names = [n for n in lab3.image_names(root) if n == target["name"] or lab3.image_target(root, n)["digest"] == target["digest"]]
     layers = []
     for layer_id, digest, key in zip(

@@ -26,6 +26,7 @@ import hashlib
 import json
 import os
 import re
+import sys
 import tempfile
 import zlib
 from collections.abc import Iterator, Sequence
@@ -530,7 +531,9 @@ def _cmd_pull_log(args: argparse.Namespace) -> int:
 
     store = find_store(args.root, again=["pull-log", args.ref])
     log = pull_log_containerd if store.kind == CONTAINERD else pull_log
-    print(log(store.root, args.ref, progress=args.progress, impl=args.impl), end="")
+    text = log(store.root, args.ref, progress=args.progress, impl=args.impl)
+    print(f"# {store.describe()}", file=sys.stderr)  # stdout stays exactly docker pull's transcript
+    print(text, end="")
     return 0
 
 

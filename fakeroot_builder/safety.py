@@ -45,17 +45,20 @@ def _option(argv: list[str], names: tuple[str, ...]) -> str | None:
     return value
 
 
-def _containerd_root(argv: list[str]) -> str:
-    """A containerd's root: ``--root``, else its config file's ``root``, else the default."""
+def _containerd_root(argv: list[str], cwd: str) -> str:
+    """A containerd's root: ``--root``, else its config file's ``root``, else the default.
+
+    Relative paths are taken from the process's working directory ``cwd``.
+    """
     root = _option(argv, ("--root",))
     if root:
-        return root
-    config = _option(argv, ("--config", "-c")) or "/etc/containerd/config.toml"
+        return os.path.join(cwd, root)
+    config = os.path.join(cwd, _option(argv, ("--config", "-c")) or "/etc/containerd/config.toml")
     try:
         import tomllib
 
         with open(config, "rb") as fh:
-            return str(tomllib.load(fh).get("root") or "/var/lib/containerd")
+            return os.path.join(cwd, str(tomllib.load(fh).get("root") or "/var/lib/containerd"))
     except (OSError, ValueError, ImportError):
         return "/var/lib/containerd"
 
@@ -74,10 +77,17 @@ def running_daemon_roots() -> list[Path]:
         except OSError:
             continue
         program = os.path.basename(argv[0]) if argv else ""
+        if program not in ("containerd",) and not program.startswith("dockerd"):
+            continue
+        try:
+            cwd = os.readlink(entry / "cwd")
+        except OSError:
+            cwd = "/"
         if program.startswith("dockerd"):
-            roots.append(Path(_option(argv, ("--data-root", "-g", "--graph")) or "/var/lib/docker").resolve())
-        elif program == "containerd":
-            roots.append(Path(_containerd_root(argv)).resolve())
+            root = _option(argv, ("--data-root", "-g", "--graph")) or "/var/lib/docker"
+            roots.append(Path(os.path.join(cwd, root)).resolve())
+        else:
+            roots.append(Path(_containerd_root(argv, cwd)).resolve())
     return roots
 
 

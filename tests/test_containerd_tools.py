@@ -163,3 +163,11 @@ def test_the_reference_reader_reads_what_real_containerd_wrote(version, tmp_path
             "key": key, "name": name, "id": _uvarint(snapshotter[("v1", "snapshots", name, "id")]),
             "kind": kind, "parent": parent.decode() if parent else None,
         }
+
+
+@pytest.mark.parametrize("handout", ["README.md", "README.ko.md"])
+def test_the_handout_example_is_what_inspect_prints_on_the_canonical_tree(handout, ctd, capsys):
+    text = (REPO / "labs" / "lab3" / handout).read_text(encoding="utf-8")
+    example = text.split("<!-- example:begin -->\n```\n", 1)[1].split("```\n<!-- example:end -->", 1)[0]
+    assert main(["inspect", "nginx", "--root", str(ctd.path)]) == 0
+    assert capsys.readouterr().out.replace(str(ctd.path), "/home/you/fake-containerd") == example

@@ -433,3 +433,20 @@ def test_our_records_have_the_shape_of_a_real_imports(imported, our_root):
     mine = record_shapes(bbolt.read(src / SNAP_DB).bucket("v1", "snapshots"))
     theirs = record_shapes(imported.snap_db.bucket("v1", "snapshots"))
     assert theirs <= mine, f"metadata.db v1/snapshots: containerd writes {theirs - mine}, we never do"
+
+
+def test_the_same_blobs_and_snapshot_chains_as_a_real_import(imported, our_root):
+    """Our root next to what containerd made of our ``dockerlab export`` archives: the config
+    blobs are byte-identical, each gzip layer blob is labelled with the DiffID containerd stored
+    the layer under, and the real snapshots (keys and parents) are ours."""
+    src, truth = our_root
+    ct = truth.containerd
+    for image in truth.images:
+        ours = (src / ct.blob(image.image_id).path).read_bytes()
+        assert imported.blobs[image.image_id] == ours, f"{image.name}: config {image.image_id}"
+        for layer in image.layers:
+            assert ct.blob(layer.compressed_digest).labels["containerd.io/uncompressed"] == layer.layer_id
+            assert layer.layer_id in imported.content
+    ours_snaps = {s.key: (s.parent or "", KIND[s.kind]) for s in ct.snapshots}
+    for key, (parent, kind) in imported.snapshots.items():
+        assert ours_snaps.get(key) == (parent, kind), key
