@@ -78,26 +78,37 @@ class Session:
         self.results: dict[str, dict[str, Any]] = {}
         self.proc: subprocess.Popen[str] | None = None
 
-    def run(self, task: labinfo.Task | None = None) -> Result:
-        """Run the lab's graded tests (only ``task``'s when given); the subprocess can be stopped."""
+    def run(self, task: labinfo.Task | None = None, interrupt: threading.Event | None = None) -> Result:
+        """Run the lab's graded tests (only ``task``'s when given).
+
+        The run stops early when ``interrupt`` is set (a new save, or ``q``): an endless loop in
+        the student's code must not freeze the watcher.
+        """
         with tempfile.TemporaryDirectory(prefix="dockerlab-watch-") as tmp:
             out = Path(tmp) / "report.json"
+            log = Path(tmp) / "output.txt"
             cmd = [self.python, "-m", "pytest", str(self.tests / f"test_{self.lab.id}.py"), "--impl", "labs",
                    "-q", "--no-header", "-p", "no:cacheprovider"]
             if task is not None:
                 cmd += ["-k", f"{self.lab.id}_task{task.number}"]
             env = dict(os.environ, DOCKERLAB_REPORT_JSON=str(out), PYTHONDONTWRITEBYTECODE="1")
+            env.pop("PYTEST_ADDOPTS", None)
             start = time.monotonic()
-            self.proc = subprocess.Popen(cmd, cwd=self.tests.parent, env=env, stdout=subprocess.PIPE,
-                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
-            output, _ = self.proc.communicate()
+            with open(log, "w", encoding="utf-8") as sink:
+                self.proc = subprocess.Popen(cmd, cwd=self.tests.parent, env=env, stdout=sink,
+                                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
+                while self.proc.poll() is None:
+                    if interrupt is not None and interrupt.is_set():
+                        self.proc.kill()
+                    time.sleep(0.02)
             code, self.proc = self.proc.returncode, None
             result = Result(seconds=time.monotonic() - start)
             if out.exists():
                 result.tasks = json.loads(out.read_text(encoding="utf-8"))
-            elif code < 0:
+            elif interrupt is not None and interrupt.is_set():
                 result.error = "stopped"
             else:
+                output = log.read_text(encoding="utf-8", errors="replace")
                 result.error = output.strip()[-2000:] or f"pytest exited with status {code}"
         for key, value in result.tasks.items():
             self.results[key] = value
@@ -172,7 +183,7 @@ class Session:
         return "\n".join(wrapped)
 
 
-def _keys(events: queue.Queue[tuple[str, str]], stop: threading.Event) -> None:
+def _keys(events: queue.Queue[tuple[str, str]], stop: threading.Event, interrupt: threading.Event) -> None:
     """Single key presses from a terminal (no Enter needed), as ("key", k) events."""
     import select
     import termios
@@ -188,16 +199,19 @@ def _keys(events: queue.Queue[tuple[str, str]], stop: threading.Event) -> None:
                 key = os.read(fd, 1).decode(errors="replace")
                 if not key:
                     break
+                if key in ("q", "Q", "\x04"):
+                    interrupt.set()
                 events.put(("key", key))
     finally:
         termios.tcsetattr(fd, termios.TCSADRAIN, old)
 
 
-def _files(events: queue.Queue[tuple[str, str]], stop: threading.Event, where: Path) -> None:
+def _files(events: queue.Queue[tuple[str, str]], stop: threading.Event, where: Path, interrupt: threading.Event) -> None:
     from watchfiles import watch
 
     for changes in watch(where, stop_event=stop, step=30, debounce=400,
                          watch_filter=lambda _, p: p.endswith((".py", ".toml"))):
+        interrupt.set()  # a run of the old code is stale: stop it
         events.put(("save", ",".join(sorted(p for _, p in changes))))
 
 
@@ -216,10 +230,11 @@ def watch(lab_id: str | None = None, plain: bool = False) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a kill also stops the test run it started
     events: queue.Queue[tuple[str, str]] = queue.Queue()
     stop = threading.Event()
-    threading.Thread(target=_files, args=(events, stop, labs_dir), daemon=True).start()
+    interrupt = threading.Event()
+    threading.Thread(target=_files, args=(events, stop, labs_dir, interrupt), daemon=True).start()
     interactive = not plain and sys.stdin.isatty()
     if interactive:
-        threading.Thread(target=_keys, args=(events, stop), daemon=True).start()
+        threading.Thread(target=_keys, args=(events, stop, interrupt), daemon=True).start()
 
     def show(result: Result) -> None:
         width = shutil.get_terminal_size((100, 40)).columns - 1
@@ -232,21 +247,23 @@ def watch(lab_id: str | None = None, plain: bool = False) -> int:
 
     def run_lab() -> Result:
         """The task on screen first; when it passes, the whole lab, to find the next one."""
+        interrupt.clear()
         task = session.current()
-        result = session.run(task)
+        result = session.run(task, interrupt)
         if task is not None and not result.error and result.tasks.get(task.key, {}).get("verdict"):
             if not plain:
                 sys.stdout.write(f"{CLEAR}✓ Task {task.number} ({task.title}) passes on every tree!\n\n"
                                  f"Running the rest of {lab.id} to find your next task…\n")
                 sys.stdout.flush()
-            result = session.run(None)
+            result = session.run(None, interrupt)
         return result
 
     if not plain:
         sys.stdout.write(CLEAR + f"dockerlab watch — {lab.id}: running the tests…\n")
         sys.stdout.flush()
-    result = session.run(None)
-    show(result)
+    result = session.run(None, interrupt)
+    if not result.error == "stopped":
+        show(result)
     try:
         while True:
             kind, value = events.get()
@@ -262,6 +279,8 @@ def watch(lab_id: str | None = None, plain: bool = False) -> int:
                     if pending[0] == "key" and pending[1] in ("q", "Q"):
                         return 0
                 result = run_lab()
+                if result.error == "stopped":  # a newer save (or q) is queued: handle it next
+                    continue
                 show(result)
     except KeyboardInterrupt:
         pass
