@@ -103,10 +103,14 @@ def render_svg(stack: Stack) -> str:
 
 
 def _cmd_draw(args: argparse.Namespace) -> int:
-    root = str(Path(args.root).expanduser())
-    if not Path(root, "image", "overlay2").is_dir():
-        raise DockerLabError(f"{root}: not a Docker data root with the overlay2 driver (no image/overlay2/)")
-    stack = overlay2_stack(root, args.ref, args.impl, container=args.container, with_containers=not args.no_container)
+    from .stores import CLASSIC, find_store
+
+    store = find_store(args.root, again=["draw", args.ref])
+    if store.kind != CLASSIC:  # a reader of that store only has to yield a Stack's rows
+        raise DockerLabError(f"{store.describe()}: dockerlab draw reads the classic store only so far;"
+                             f" `dockerlab inspect {args.ref} --root {store.root}` shows this one")
+    stack = overlay2_stack(store.root, args.ref, args.impl, container=args.container,
+                           with_containers=not args.no_container)
     if args.svg:
         target = Path(args.svg).expanduser()
         if not target.parent.is_dir():
@@ -123,7 +127,7 @@ def _cmd_draw(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("draw", help="an image's layer stack as boxes (base at the bottom), or as SVG")
     p.add_argument("ref", help="nginx, nginx:latest, a short or full image id")
-    p.add_argument("--root", default="/var/lib/docker", help="the Docker data root (read only)")
+    p.add_argument("--root", default=None, help="the image store (default: /var/lib/docker, else /var/lib/containerd)")
     p.add_argument("--impl", default=default_impl(), help="labs (your code, the reference where not written) or solutions")
     p.add_argument("--container", default=None, help="the container drawn on top (default: the image's first, by name)")
     p.add_argument("--no-container", action="store_true", help="the image's layers only")
