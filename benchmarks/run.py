@@ -54,7 +54,8 @@ def bench_build(work: Path) -> None:
     print(f"build default root:     {build_time:.3f} s   (plan + write, real directory)")
     print(f"tarfile -e same tree:   {floor:.3f} s   (python3 -m tarfile -e, the floor)")
     print(f"ratio build / floor:    {build_time / floor:.2f}x   (aim <= 2x)")
-    bench_containerd_store(work, build_time)
+    ctd_time = bench_containerd_store(work, build_time)
+    bench_bbolt(work / "ctd0", ctd_time)
 
 
 def _du(path: Path) -> int:
@@ -69,7 +70,7 @@ def _du(path: Path) -> int:
     return total
 
 
-def bench_containerd_store(work: Path, classic_time: float) -> None:
+def bench_containerd_store(work: Path, classic_time: float) -> float:
     """The same catalogue as Docker 29's containerd root, next to the classic store."""
     from fakeroot_builder.build import plan_root, write_store
 
@@ -78,6 +79,24 @@ def bench_containerd_store(work: Path, classic_time: float) -> None:
     ctd, classic = _du(work / "ctd0") / 2**20, _du(work / "root0") / 2**20
     print(f"build containerd store: {ctd_time:.3f} s   ({ctd_time / classic_time:.2f}x the classic build; "
           f"{ctd:.1f} MiB on disk vs {classic:.1f} MiB)")
+    return ctd_time
+
+
+def bench_bbolt(root: Path, ctd_time: float) -> None:
+    """fakeroot_builder.bbolt on the catalogue's two databases: reading, and writing them anew."""
+    from fakeroot_builder import bbolt
+
+    total_read = total_write = 0.0
+    for rel in ("io.containerd.metadata.v1.bolt/meta.db", "io.containerd.snapshotter.v1.overlayfs/metadata.db"):
+        data = (root / rel).read_bytes()
+        tree = bbolt.loads(data)
+        read = _best(lambda: bbolt.loads(data), repeat=20)
+        write = _best(lambda: bbolt.dumps(tree), repeat=20)
+        total_read, total_write = total_read + read, total_write + write
+        print(f"bbolt {rel.rsplit('/', 1)[1]:12} {len(data) / 2**10:5.0f} KiB: read {read * 1e3:5.1f} ms "
+              f"({len(data) / read / 2**20:.0f} MiB/s), write {write * 1e3:5.1f} ms")
+    print(f"bbolt, both databases: read {total_read * 1e3:.1f} ms + write {total_write * 1e3:.1f} ms = "
+          f"{(total_read + total_write) / ctd_time:.1%} of the containerd build")
 
 
 def bench_pyfakefs() -> None:

@@ -195,6 +195,24 @@ def clean(target: Path) -> None:
     for live in _protected_roots():
         if _related(resolved, live):
             raise LiveDockerRootError(f"{target}: refusing to remove in or around {live}, a real Docker data root or containerd root")
-    if not looks_built(resolved):
+    if not (looks_built(resolved) or _left_by_rm(resolved)):
         raise TargetNotEmptyError(f"{target}: not a root made by `dockerlab build`; not removing it")
     remove_tree(resolved)
+
+
+def _left_by_rm(path: Path) -> bool:
+    """What ``rm -rf`` leaves of a built root as an ordinary user: the layer directories down to
+    their mode-0000 ``work/work`` (so ``dockerlab clean`` still finishes the job), nothing else."""
+    from .formats import MOUNT_ID_RE
+
+    classic = {"containers", "image", "overlay2"} | {name for name, _ in OTHER_ROOT_DIRS}
+    try:
+        names = {p.name for p in path.iterdir()}
+        layers = [p for p in (path / "overlay2").iterdir() if p.name != "l"]
+        inside = {q.name for p in layers for q in p.iterdir()}
+    except OSError:
+        return False
+    if not ("overlay2" in names and names <= classic) or any((path / m).exists() for m in _DAEMON_MARKERS):
+        return False
+    return all(MOUNT_ID_RE.match(p.name) and p.is_dir() and not p.is_symlink() for p in layers) and inside <= {
+        "diff", "link", "lower", "work", "committed"}

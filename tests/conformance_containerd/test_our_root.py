@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 import realcontainerd
-from ctrstate import META_DB, NS, SEED, SNAP_DB, SNAP_DIR, catalogue, parse_table
+from ctrstate import GO_TIME_RE, META_DB, NS, SEED, SNAP_DB, SNAP_DIR, catalogue, parse_table
 from fakeroot_builder import bbolt
 from fakeroot_builder.plan import Plan, make_plan
 from fakeroot_builder.recipe import ImageRecipe, LayerContext, LayerRecipe, Step
@@ -450,3 +450,29 @@ def test_the_same_blobs_and_snapshot_chains_as_a_real_import(imported, our_root)
     ours_snaps = {s.key: (s.parent or "", KIND[s.kind]) for s in ct.snapshots}
     for key, (parent, kind) in imported.snapshots.items():
         assert ours_snaps.get(key) == (parent, kind), key
+
+
+def zigzag(data: bytes) -> int:
+    value = shift = 0
+    for byte in data:
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            break
+    return (value >> 1) ^ -(value & 1)
+
+
+def test_our_record_values_are_encoded_as_containerd_encodes_them(imported, our_root):
+    """Sizes zigzag varints (= the blob's bytes), times Go's MarshalBinary, as in a real import."""
+    src, truth = our_root
+    for meta, root in ((bbolt.read(src / META_DB), src), (imported.meta, None)):
+        blobs = meta.bucket("v1", NS, "content", "blob")
+        for digest in blobs:
+            rec = blobs.bucket(digest)
+            assert GO_TIME_RE.match(rec["createdat"]) and GO_TIME_RE.match(rec["updatedat"]), digest
+            if root is not None:
+                assert zigzag(rec["size"]) == (root / truth.containerd.blob(digest.decode()).path).stat().st_size
+        for name in meta.bucket("v1", NS, "images"):
+            rec = meta.bucket("v1", NS, "images", name)
+            assert GO_TIME_RE.match(rec["createdat"]) and GO_TIME_RE.match(rec["updatedat"]), name
+            assert zigzag(rec.bucket("target")["size"]) > 0
