@@ -22,7 +22,7 @@ from .impl import MissingFunction, default_impl
 __all__ = ["main"]
 
 #: Modules that add their own sub-commands through ``register(subparsers)``.
-_COMMAND_MODULES = ("dockerlab.export", "dockerlab.grading.commands")
+_COMMAND_MODULES = ("dockerlab.export", "dockerlab.grading.commands", "dockerlab.student")
 
 
 def _cmd_build(args: argparse.Namespace) -> int:

@@ -66,8 +66,6 @@ def cached_root(
 
     ``store="containerd"`` gives the same catalogue as a Docker 29 containerd root.
     """
-    from .build import build_root
-
     key = f"{seed}|{host_seed}|{','.join(images or ['*'])}|{containers}"
     if store != "classic":
         key += f"|{store}"
@@ -78,6 +76,8 @@ def cached_root(
     truth_file = final / "truth.json"
     if truth_file.exists():
         return BuiltRoot(final / "root", RootTruth.from_json(truth_file.read_text()))
+    from .build import build_root  # only on a miss: it imports Faker (~0.4 s), a hit needs none of it
+
     if not home.is_dir():
         _prune(roots)  # roots of an older builder can never be used again
     home.mkdir(parents=True, exist_ok=True)
