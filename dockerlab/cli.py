@@ -174,7 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = build_parser()
     except ModuleNotFoundError as exc:  # a command module needs a package that is not installed
-        print(_missing(" ".join(sys.argv[1:2]) or "", exc), file=sys.stderr)
+        print(_missing(" ".join((sys.argv[1:] if argv is None else list(argv))[:1]), exc), file=sys.stderr)
         return 2
     args = parser.parse_args(argv)
     problem = _missing(args.command)
