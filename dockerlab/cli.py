@@ -22,7 +22,7 @@ from .impl import MissingFunction, default_impl
 __all__ = ["main"]
 
 #: Modules that add their own sub-commands through ``register(subparsers)``.
-_COMMAND_MODULES = ("dockerlab.export", "dockerlab.grading.commands")
+_COMMAND_MODULES = ("dockerlab.export", "dockerlab.grading.commands", "dockerlab.student")
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
@@ -60,13 +60,20 @@ def _cmd_clean(args: argparse.Namespace) -> int:
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
+    from .containerd_tools import inspect_containerd, render_containerd
     from .inspect import inspect_image, render_table, to_json
+    from .stores import CONTAINERD, find_store
 
-    root = str(Path(args.root).expanduser())
-    if not Path(root, "image", "overlay2").is_dir():
-        raise DockerLabError(f"{root}: not a Docker data root with the overlay2 driver (no image/overlay2/)")
-    info = inspect_image(root, args.ref, args.impl)
-    print(to_json(info) if args.json else render_table(info))
+    store = find_store(args.root, again=["inspect", args.ref])
+    if store.kind == CONTAINERD:
+        info, render = inspect_containerd(store.root, args.ref, args.impl), render_containerd
+    else:
+        info, render = {"store": store.kind, **inspect_image(store.root, args.ref, args.impl)}, render_table
+    if args.json:
+        print(to_json(info))
+    else:
+        print(store.describe())
+        print(render(info))
     return 0
 
 
@@ -117,7 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("inspect", help="an image's layer stack: layer ids, db ids, cache-ids")
     p.add_argument("ref", help="nginx, nginx:latest, a short or full image id, name@sha256:…")
-    p.add_argument("--root", default="/var/lib/docker", help="the Docker data root (read only)")
+    p.add_argument("--root", default=None, help="a Docker data root or a containerd root (read only; "
+                   "default: /var/lib/docker, else /var/lib/containerd)")
     p.add_argument("--impl", default=default_impl(), help="labs (your code) or solutions")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_inspect)
@@ -142,11 +150,49 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: The README's install: what a missing third-party package is fixed by.
+INSTALL = "python3 -m venv .venv && . .venv/bin/activate && pip install tox -e '.[test]'"
+#: Packages a command imports beyond the standard library and Faker (checked before it starts,
+#: so nothing is written before the run would die).
+_NEEDS = {"grade": ("pytest",)}
+
+
+def _missing(command: str, exc: ModuleNotFoundError | None = None) -> str | None:
+    import importlib.util
+
+    if exc is not None:
+        name = (exc.name or "?").split(".")[0].lstrip("_")
+        return f"dockerlab {command}: error: the Python package {name!r} is not installed; install the course as README.md says, in its repository: {INSTALL}"
+    for name in _NEEDS.get(command, ()):
+        if importlib.util.find_spec(name) is None:
+            return f"dockerlab {command}: error: the Python package {name!r} is not installed; install the course as README.md says, in its repository: {INSTALL}"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``dockerlab``; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    try:
+        parser = build_parser()
+    except ModuleNotFoundError as exc:  # a command module needs a package that is not installed
+        print(_missing(" ".join((sys.argv[1:] if argv is None else list(argv))[:1]), exc), file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
+    problem = _missing(args.command)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     try:
         return int(args.func(args) or 0)
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.split(".")[0] in {"dockerlab", "fakeroot_builder", "labs", "solutions"}:
+            raise  # our own code: a bug, not an installation problem
+        print(_missing(args.command, exc), file=sys.stderr)
+        return 2
+    except PermissionError as exc:  # a real host's store, read as an ordinary user
+        where = exc.filename or "a file of the root"
+        print(f"dockerlab {args.command}: error: {where} is readable by root only: "
+              f"run the same command with `sudo $(command -v dockerlab) {args.command} …`", file=sys.stderr)
+        return 2
     except (DockerLabError, KeyError, OSError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"dockerlab {args.command}: error: {message}", file=sys.stderr)

@@ -26,6 +26,7 @@ import hashlib
 import json
 import os
 import re
+import sys
 import tempfile
 import zlib
 from collections.abc import Iterator, Sequence
@@ -514,13 +515,25 @@ def pull_log(root: str | os.PathLike[str], ref: str, progress: bool = False, imp
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    out = export_image(Path(args.root).expanduser(), args.ref, Path(args.output).expanduser(), args.impl, force=args.force)
-    print(f"wrote {out}")
+    from .containerd_tools import export_containerd
+    from .stores import CONTAINERD, find_store
+
+    store = find_store(args.root, again=["export", args.ref, "-o", args.output])
+    export = export_containerd if store.kind == CONTAINERD else export_image
+    out = export(store.root, args.ref, Path(args.output).expanduser(), args.impl, force=args.force)
+    print(f"wrote {out} (from the {store.kind} image store at {store.root})")
     return 0
 
 
 def _cmd_pull_log(args: argparse.Namespace) -> int:
-    print(pull_log(Path(args.root).expanduser(), args.ref, progress=args.progress, impl=args.impl), end="")
+    from .containerd_tools import pull_log_containerd
+    from .stores import CONTAINERD, find_store
+
+    store = find_store(args.root, again=["pull-log", args.ref])
+    log = pull_log_containerd if store.kind == CONTAINERD else pull_log
+    text = log(store.root, args.ref, progress=args.progress, impl=args.impl)
+    print(f"# {store.describe()}", file=sys.stderr)  # stdout stays exactly docker pull's transcript
+    print(text, end="")
     return 0
 
 
@@ -528,7 +541,8 @@ def register(subparsers: Any) -> None:
     """Add ``export`` and ``pull-log`` to the ``dockerlab`` command's sub-commands."""
     p = subparsers.add_parser("export", help="write an image as `docker save` does (loadable by `docker load`)")
     p.add_argument("ref", help="nginx:latest, an image id, name@sha256:…")
-    p.add_argument("--root", required=True, help="the Docker data root (read only)")
+    p.add_argument("--root", default=None, help="a Docker data root or a containerd root (read only; "
+                   "default: /var/lib/docker, else /var/lib/containerd)")
     p.add_argument("-o", "--output", required=True, help="the archive to write (FILE.tar)")
     p.add_argument("--impl", default=default_impl(), help="labs (your code) or solutions")
     p.add_argument("--force", action="store_true", help="replace an existing archive")
@@ -536,7 +550,8 @@ def register(subparsers: Any) -> None:
 
     p = subparsers.add_parser("pull-log", help="what `docker pull` prints when it pulls this image on a fresh host")
     p.add_argument("ref", help="nginx:latest, an image id, name@sha256:…")
-    p.add_argument("--root", required=True, help="the Docker data root (read only)")
+    p.add_argument("--root", default=None, help="a Docker data root or a containerd root (read only; "
+                   "default: /var/lib/docker, else /var/lib/containerd)")
     p.add_argument("--progress", action="store_true", help="every progress line, not only `Pull complete`")
     p.add_argument("--impl", default=default_impl(), help="labs (your code) or solutions")
     p.set_defaults(func=_cmd_pull_log)

@@ -7,8 +7,8 @@ calling it raises :class:`MissingFunction`, which the tests turn into "did you d
 
 from __future__ import annotations
 
+import hashlib
 import importlib
-import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -53,13 +53,20 @@ def default_impl() -> str:
     return "solutions" if (repo_root() / "solutions").is_dir() else "labs"
 
 
-def _import_file(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+def _package(base: Path) -> str:
+    """A package named after ``base`` (a ``labs/`` or ``solutions/`` folder), registered once.
+
+    Each tree gets its own package name, so the student's ``labs/``, ``solutions/`` and a
+    submission never share modules, and a lab may import another lab of the same tree
+    relatively (lab 3 uses lab 1's ``chain_ids`` with ``from ..lab1.layerdb import …``).
+    """
+    name = f"_dockerlab_impl_{hashlib.sha256(str(base.resolve()).encode()).hexdigest()[:16]}"
+    if name not in sys.modules:
+        package = ModuleType(name)
+        package.__path__ = [str(base)]  # type: ignore[attr-defined]
+        package.__package__ = name
+        sys.modules[name] = package
+    return name
 
 
 def load(lab_id: str, impl: str = "solutions") -> Implementation:
@@ -75,7 +82,6 @@ def load(lab_id: str, impl: str = "solutions") -> Implementation:
     else:
         base = Path(impl) / "labs"
     path = base / info.module
-    name = f"_dockerlab_impl_{abs(hash(str(path)))}_{lab_id}"
     if impl == "solutions" and path.exists():
         # the reference reader is a package: imported under its own name where that name finds
         # this very file (mutation testing tools and tracebacks then see solutions.lab1.layerdb)
@@ -87,8 +93,9 @@ def load(lab_id: str, impl: str = "solutions") -> Implementation:
             return Implementation(lab_id, str(path), module)
     if not path.exists():
         return Implementation(lab_id, str(path), None, "file not found")
+    module_name = _package(base) + "." + info.module.removesuffix(".py").replace("/", ".")
     try:
-        module = _import_file(name, path)
+        module = importlib.import_module(module_name)
     except Exception as exc:  # a syntax error in a student's file must not stop the run
         return Implementation(lab_id, str(path), None, f"{type(exc).__name__}: {exc}")
     return Implementation(lab_id, str(path), module)

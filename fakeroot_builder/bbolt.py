@@ -364,31 +364,30 @@ class _Writer:
 
     @staticmethod
     def leaf_page(elems: list[tuple[int, bytes, bytes]]) -> bytearray:
-        size = _HDR + sum(_ELEM + len(k) + len(v) for _, k, v in elems)
-        page = bytearray(size)
-        _PAGE_HDR.pack_into(page, 0, 0, _LEAF, len(elems), 0)
-        data = _HDR + _ELEM * len(elems)
-        for i, (flags, key, value) in enumerate(elems):
-            at = _HDR + i * _ELEM
-            _LEAF_ELEM.pack_into(page, at, flags, data - at, len(key), len(value))
-            page[data : data + len(key)] = key
-            data += len(key)
-            page[data : data + len(value)] = value
-            data += len(value)
-        return page
+        n = len(elems)
+        parts = [_PAGE_HDR.pack(0, _LEAF, n, 0)]
+        data: list[bytes] = []
+        pos = _ELEM * n  # from element i to its key: the elements after it, then earlier data
+        pack = _LEAF_ELEM.pack
+        for flags, key, value in elems:
+            parts.append(pack(flags, pos, len(key), len(value)))
+            data.append(key)
+            data.append(value)
+            pos += len(key) + len(value) - _ELEM
+        parts.extend(data)
+        return bytearray(b"".join(parts))
 
     @staticmethod
     def branch_page(elems: list[tuple[bytes, int]]) -> bytearray:
-        size = _HDR + sum(_ELEM + len(k) for k, _ in elems)
-        page = bytearray(size)
-        _PAGE_HDR.pack_into(page, 0, 0, _BRANCH, len(elems), 0)
-        data = _HDR + _ELEM * len(elems)
-        for i, (key, child) in enumerate(elems):
-            at = _HDR + i * _ELEM
-            _BRANCH_ELEM.pack_into(page, at, data - at, len(key), child)
-            page[data : data + len(key)] = key
-            data += len(key)
-        return page
+        n = len(elems)
+        parts = [_PAGE_HDR.pack(0, _BRANCH, n, 0)]
+        pos = _ELEM * n
+        pack = _BRANCH_ELEM.pack
+        for key, child in elems:
+            parts.append(pack(pos, len(key), child))
+            pos += len(key) - _ELEM
+        parts.extend(key for key, _ in elems)
+        return bytearray(b"".join(parts))
 
     def _split(self, sizes: list[int]) -> list[tuple[int, int]]:
         """bbolt's node.split: cut a node bigger than a page at half a page (fill percent)."""
@@ -493,9 +492,20 @@ def dumps(root: Bucket, *, txid: int = 2, freelist: bool = False, page_size: int
     return bytes(out)
 
 
-def write(path: str | os.PathLike, root: Bucket, *, mode: int = 0o600, txid: int = 2, **kwargs) -> None:
-    """Write :func:`dumps` of ``root`` to ``path`` (created or replaced) with permissions ``mode``."""
-    data = dumps(root, txid=txid, **kwargs)
+def write(
+    path: str | os.PathLike,
+    root: Bucket,
+    *,
+    mode: int = 0o600,
+    txid: int = 2,
+    freelist: bool = False,
+    page_size: int = PAGE_SIZE,
+) -> None:
+    """Write :func:`dumps` of ``root`` to ``path`` (created or replaced) with permissions ``mode``.
+
+    The file appears whole or not at all (written beside it, then renamed over it).
+    """
+    data = dumps(root, txid=txid, freelist=freelist, page_size=page_size)
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)

@@ -125,6 +125,7 @@ class Plan:
             images=tuple(_image_truth(i) for i in self.images),
             containers=tuple(_container_truth(c) for c in self.containers),
             notes=tuple(notes),
+            forms=dict(getattr(notes, "forms", {})),
         )
 
 

@@ -7,7 +7,9 @@ dockerlab can ask for them:
         assert my_reader(docker_root.path).image("nginx")
 
 ``docker_root`` builds the canonical root at ``/var/lib/docker`` inside pyfakefs's ``fs``; the
-plan (all the hashing) is made before ``fs`` starts and reused across tests.
+plan (all the hashing) is made before ``fs`` starts and reused across tests. Inside the fake
+file system the test acts as root (pyfakefs's ``set_uid(0)``), as the daemon that owns a real
+``/var/lib/docker`` does, so the tree is the same whoever runs the tests.
 """
 
 from __future__ import annotations
@@ -95,6 +97,7 @@ def docker_root_factory(fs: Any) -> Any:
         path: str | None = None,
         store: str = "classic",
     ) -> BuiltRoot:
+        _as_root()
         if path is None:
             path = CONTAINERD_ROOT if store == "containerd" else DATA_ROOT
         key = (seed, host_seed, tuple(images) if images else None, containers)
@@ -116,6 +119,16 @@ def docker_root_factory(fs: Any) -> Any:
         return built
 
     return make
+
+
+def _as_root() -> None:
+    """Act as root inside the fake file system for the rest of the test (pyfakefs puts the ids
+    back when it stops): a daemon's root is written by root, with 0/0 devices, ``trusted.``
+    xattrs and the layers' owners, whoever runs the tests; and only root reads all of it."""
+    from pyfakefs.helpers import set_gid, set_uid
+
+    set_uid(0)
+    set_gid(0)
 
 
 def copy_of(node: Any, fs: Any) -> Any:

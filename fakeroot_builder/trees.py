@@ -16,10 +16,11 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from contextlib import suppress
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
-__all__ = ["copy_tree", "remove_tree"]
+__all__ = ["borrowed_mode", "copy_tree", "remove_tree", "reseal"]
 
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
@@ -82,6 +83,78 @@ def _up(fd: int, expected: tuple[int, int], where: str) -> int:
         os.close(up)
         raise OSError(errno.ESTALE, "the tree was moved while being walked; stopped", where)
     return up
+
+
+@contextmanager
+def _tree_lock(top: int) -> Iterator[None]:
+    """The lock under which an ordinary user borrows modes in the tree whose top is ``top``."""
+    if _euid() == 0:
+        yield
+        return
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): nothing to coordinate with
+        yield
+        return
+    fcntl.flock(top, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(top, fcntl.LOCK_UN)
+
+
+@contextmanager
+def borrowed_mode(tree: str | os.PathLike[str], path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Let this user read the mode-0000 entry ``path`` of ``tree`` (a directory: list it too)
+    for the duration of the ``with``, then put its mode back. Under the same lock as
+    :func:`copy_tree`, so no copy of ``tree`` sees the borrowed mode. Root needs nothing."""
+    top = os.open(os.fspath(tree), _DIR & ~_O_NOFOLLOW)
+    try:
+        with _tree_lock(top):
+            if _euid() == 0:
+                yield Path(path)
+                return
+            parent, name = os.path.split(os.path.abspath(path))
+            pfd = os.open(parent, _DIR & ~_O_NOFOLLOW)
+            try:
+                st = os.stat(name, dir_fd=pfd, follow_symlinks=False)
+                old = stat.S_IMODE(st.st_mode)
+                _chmod_entry(name, pfd, old | (0o500 if stat.S_ISDIR(st.st_mode) else 0o400))
+                try:
+                    yield Path(path)
+                finally:
+                    _chmod_entry(name, pfd, old)
+            finally:
+                os.close(pfd)
+    finally:
+        os.close(top)
+
+
+def reseal(tree: str | os.PathLike[str], patterns: Iterable[str]) -> list[Path]:
+    """Give mode 0000 back to the directories of ``tree`` matching ``patterns`` (globs) that lost it.
+
+    Only a process killed outright (SIGKILL) while it borrowed a mode leaves one open; this puts
+    it back (under the copy lock, so no copy in progress is disturbed) and returns what it fixed.
+    """
+    def open_ones() -> list[Path]:
+        return [p for pattern in patterns for p in Path(tree).glob(pattern)
+                if not p.is_symlink() and p.is_dir() and stat.S_IMODE(p.lstat().st_mode) != 0]
+
+    if not open_ones():  # the usual case: no lock needed
+        return []
+    top = os.open(os.fspath(tree), _DIR & ~_O_NOFOLLOW)
+    try:
+        with _tree_lock(top):
+            fixed = open_ones()
+            for p in fixed:
+                pfd = os.open(p.parent, _DIR & ~_O_NOFOLLOW)
+                try:
+                    _chmod_entry(p.name, pfd, 0)
+                finally:
+                    os.close(pfd)
+            return fixed
+    finally:
+        os.close(top)
 
 
 # removing ---------------------------------------------------------------------------------------
@@ -171,19 +244,15 @@ def copy_tree(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
     src, dst = os.fspath(src), os.fspath(dst)
     top = os.open(src, _DIR & ~_O_NOFOLLOW)
     try:
-        if _euid() != 0:
-            with suppress(ImportError):
-                import fcntl
-
-                fcntl.flock(top, fcntl.LOCK_EX)
-        os.mkdir(dst, 0o700)
-        try:
-            _Copier(src, dst).run(os.dup(top), os.open(dst, _DIR))
-        except BaseException:
-            remove_tree(dst)
-            raise
+        with _tree_lock(top):
+            os.mkdir(dst, 0o700)
+            try:
+                _Copier(src, dst).run(os.dup(top), os.open(dst, _DIR))
+            except BaseException:
+                remove_tree(dst)
+                raise
     finally:
-        os.close(top)  # releases the lock
+        os.close(top)
 
 
 class _Copier:

@@ -248,6 +248,10 @@ class ContainerdTruth:
                 return snap
         raise KeyError(f"no snapshot {key!r} in this containerd root")
 
+    def image_snapshots(self, ref: str) -> tuple[SnapshotTruth, ...]:
+        """The committed snapshots of an image's layers, base first (keys = its ChainIDs)."""
+        return tuple(self.snapshot(key) for key in self.image(ref).chain_ids)
+
     def container(self, cid: str) -> ContainerdContainerTruth:
         for container in self.containers:
             if cid in (container.id, container.name):
@@ -266,6 +270,14 @@ class RootTruth:
     notes: tuple[str, ...] = ()  #: how the root deviates from a daemon's (e.g. degraded whiteouts)
     store: str = "classic"  #: ``classic`` (/var/lib/docker, overlay2) or ``containerd`` (Docker 29)
     containerd: ContainerdTruth | None = None  #: the containerd store's ids (``store == "containerd"``)
+    #: How the builder wrote what a root daemon writes with privileges, by kind (a kind is
+    #: absent when the root holds none): ``whiteout``: ``device`` (a 0/0 character device, as a
+    #: daemon), ``trusted.overlay.whiteout`` / ``user.overlay.whiteout`` (an empty mode-0000 file
+    #: with that xattr) or ``mode-0000 file`` (no xattrs); ``opaque``: the xattr name set to ``y``
+    #: (``trusted.overlay.opaque``, else ``user.overlay.opaque``) or ``unmarked``;
+    #: ``kernel_xattrs``: ``trusted.overlay.*``, ``user.overlay.*`` or ``unmarked``; ``owners``:
+    #: ``as in the layer tars`` (root) or ``yours`` (everything owned by the builder's user).
+    forms: dict[str, str] = field(default_factory=dict)
 
     def image(self, ref: str) -> ImageTruth:
         """The image called ``ref`` (catalogue name, tag or digest reference)."""
@@ -336,7 +348,7 @@ def _load(cls: Any, data: Any) -> Any:
     ctd = data.get("containerd")
     return RootTruth(
         data["seed"], data["host_seed"], images, containers, tuple(data["notes"]),
-        data.get("store", "classic"), _containerd(ctd) if ctd else None,
+        data.get("store", "classic"), _containerd(ctd) if ctd else None, dict(data.get("forms", {})),
     )
 
 

@@ -17,7 +17,16 @@ from .formats import OPAQUE_XATTRS, OTHER_ROOT_DIRS, WHITEOUT_XATTRS
 from .layer import Layer, gzip_bytes, sha256_digest
 from .plan import ContainerPlan, ImagePlan, LayerPlan, Plan
 
-__all__ = ["write_plan"]
+__all__ = ["WriteNotes", "write_plan"]
+
+
+class WriteNotes(list):
+    """What :func:`write_plan` wrote in a degraded form (one note per kind), and in ``forms``
+    how it wrote each thing a root daemon writes with privileges (see ``RootTruth.forms``)."""
+
+    def __init__(self, notes: list[str], forms: dict[str, str]) -> None:
+        super().__init__(notes)
+        self.forms = forms
 
 _HOSTS = (
     b"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n"
@@ -29,9 +38,16 @@ _REFUSED = (errno.EPERM, errno.EACCES, errno.ENOTSUP, errno.EOPNOTSUPP)
 
 class _Writer:
     def __init__(self) -> None:
-        self.is_root = hasattr(os, "geteuid") and os.geteuid() == 0
+        # getuid, not geteuid: pyfakefs fakes only the former (its docker_root is written as root)
+        self.is_root = hasattr(os, "getuid") and os.getuid() == 0
         self.dir_modes: list[tuple[str, int | None, int]] = []  # (path, mode, mtime) applied last
         self.degraded: dict[str, int] = {}
+        self.forms: dict[str, str] = {}  # kind → the form used (see RootTruth.forms)
+
+    def _form(self, kind: str, form: str) -> None:
+        seen = self.forms.setdefault(kind, form)
+        if form not in seen.split(" + "):  # a file system that changed its mind: say so
+            self.forms[kind] = f"{seen} + {form}"
 
     # primitives (the process umask is 0 while writing: modes are given exactly) ----------------
     def _dir(self, path: str, mode: int, mtime: int) -> None:
@@ -57,17 +73,18 @@ class _Writer:
         self.degraded[what] = self.degraded.get(what, 0) + 1
 
     def _chown(self, path: str, uid: int, gid: int) -> None:
+        self._form("owners", "as in the layer tars" if self.is_root else "yours")
         if self.is_root:
             if uid or gid:  # what root creates is already 0/0
                 os.chown(path, uid, gid, follow_symlinks=False)  # pyfakefs lacks a working lchown
         elif uid or gid:
             self._note("ownership other than your own (chown needs root); owners are in the layer tars")
 
-    def _set_first_xattr(self, path: str, names: tuple[str, ...], value: bytes, what: str) -> bool:
-        """Set the first of ``names`` the file system accepts; note every fallback."""
+    def _set_first_xattr(self, path: str, names: tuple[str, ...], value: bytes, what: str) -> str | None:
+        """Set the first of ``names`` the file system accepts and return it; note every fallback."""
         if not hasattr(os, "setxattr"):
             self._note(f"{what} not marked: this platform has no extended attributes")
-            return False
+            return None
         for name in names:
             try:
                 os.setxattr(path, name, value, follow_symlinks=False)
@@ -77,13 +94,14 @@ class _Writer:
                 continue
             if name != names[0]:
                 self._note(f"{what} written as {name} ({names[0]} needs root)")
-            return True
+            return name
         self._note(f"{what} not marked: this file system refuses {' and '.join(names)}")
-        return False
+        return None
 
     def kernel_xattr(self, path: str, name: str, value: bytes) -> None:
         """An xattr overlayfs itself writes on mounted layers (``overlay.uuid``…)."""
-        self._set_first_xattr(path, (f"trusted.{name}", f"user.{name}"), value, "overlayfs's own xattrs")
+        used = self._set_first_xattr(path, (f"trusted.{name}", f"user.{name}"), value, "overlayfs's own xattrs")
+        self._form("kernel_xattrs", f"{used.split('.')[0]}.overlay.*" if used else "unmarked")
 
     # a layer's files ----------------------------------------------------------------------------
     def unpack(self, diff: str, layer: Layer) -> None:
@@ -95,7 +113,8 @@ class _Writer:
                 self._chown(path, e.uid, e.gid)
                 continue
             if e.kind == "opaque":
-                self._set_first_xattr(path, OPAQUE_XATTRS, b"y", "opaque directories")
+                self._form("opaque", self._set_first_xattr(path, OPAQUE_XATTRS, b"y", "opaque directories")
+                           or "unmarked")
                 continue
             if e.kind == "file":
                 self.write(path, e.data, e.mode)
@@ -114,13 +133,14 @@ class _Writer:
         an empty mode-0000 file with an ``overlay.whiteout`` xattr (just the file, if no xattrs)."""
         try:
             os.mknod(path, stat.S_IFCHR | 0o000, os.makedev(0, 0))
+            self._form("whiteout", "device")
             return
         except OSError as exc:
             if exc.errno not in _REFUSED:
                 raise
         self.write(path, b"", 0o600)  # writable while its xattr is set (user.* needs write access)
         self._note("whiteouts written as empty mode-0000 files, not 0/0 devices (mknod was refused)")
-        self._set_first_xattr(path, WHITEOUT_XATTRS, b"y", "whiteouts")
+        self._form("whiteout", self._set_first_xattr(path, WHITEOUT_XATTRS, b"y", "whiteouts") or "mode-0000 file")
         os.chmod(path, 0o000)
 
     def finish(self) -> None:
@@ -131,8 +151,9 @@ class _Writer:
             if mtime >= 0:
                 os.utime(path, (mtime, mtime))
 
-    def notes(self) -> list[str]:
-        return [f"{what} ({count} entries)" for what, count in sorted(self.degraded.items())]
+    def notes(self) -> WriteNotes:
+        notes = [f"{what} ({count} entries)" for what, count in sorted(self.degraded.items())]
+        return WriteNotes(notes, dict(sorted(self.forms.items())))
 
 
 def _layer_dir(w: _Writer, overlay: str, cache_id: str, link: str, lower: tuple[str, ...]) -> str:
@@ -236,7 +257,7 @@ def _write_images(w: _Writer, store: str, images: list[ImagePlan], plan: Plan) -
                 w.write(f"{dist}/diffid-by-digest/sha256/{blob[7:]}", diff_id.encode())
 
 
-def write_plan(plan: Plan, root: str | os.PathLike[str]) -> list[str]:
+def write_plan(plan: Plan, root: str | os.PathLike[str]) -> WriteNotes:
     """Write ``plan`` into the directory ``root`` (created; its parent must exist).
 
     Returns notes on anything written in a degraded form because the file system refused
@@ -249,7 +270,7 @@ def write_plan(plan: Plan, root: str | os.PathLike[str]) -> list[str]:
         os.umask(umask)
 
 
-def _write_all(plan: Plan, top: str) -> list[str]:
+def _write_all(plan: Plan, top: str) -> WriteNotes:
     w = _Writer()
     w.mkdir(top, 0o710)
     w.mkdir(f"{top}/containers", 0o710)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable
 
@@ -23,7 +22,7 @@ from fakeroot_builder import CANONICAL_SEED
 from fakeroot_builder.seeds import derived_seed
 
 REPO = Path(__file__).resolve().parent.parent
-_results: dict[tuple[str, int], list[str]] = defaultdict(list)
+pytest_plugins = ["dockerlab.pytest_report"]
 
 
 # -- options and seeds ---------------------------------------------------------------------------
@@ -84,6 +83,11 @@ def lab2(impl_choice: str) -> Implementation:
     return load("lab2", impl_choice)
 
 
+@pytest.fixture(scope="session")
+def lab3(impl_choice: str) -> Implementation:
+    return load("lab3", impl_choice)
+
+
 # -- roots ---------------------------------------------------------------------------------------
 
 
@@ -91,6 +95,12 @@ def lab2(impl_choice: str) -> Implementation:
 def root(request: pytest.FixtureRequest) -> BuiltRoot:
     """A full root (every catalogue image, containers) for each graded seed."""
     return graded_root("full", request.param[1])
+
+
+@pytest.fixture(scope="session", params=graded_seeds(), ids=lambda p: p[0])
+def croot(request: pytest.FixtureRequest) -> BuiltRoot:
+    """The same catalogue as ``root``, as Docker 29 keeps it: a containerd root, for each graded seed."""
+    return graded_root("containerd", request.param[1])
 
 
 @pytest.fixture(scope="session")
@@ -298,46 +308,9 @@ def check(request: pytest.FixtureRequest) -> Checker:
     return Checker(_task_of(request.node))
 
 
-# -- progress summary ----------------------------------------------------------------------------
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
-    outcome = yield
-    report = outcome.get_result()
-    task = _task_of(item)
-    if task is None:
-        return
-    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
-        _results[(task.lab, task.number)].append(report.outcome)
-
-
-def task_results() -> dict[tuple[str, int], list[str]]:
-    """Outcomes of graded tests so far, by (lab, task)."""
-    return _results
+# -- progress summary: dockerlab.pytest_report (calm failures, the progress table last) -------------
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if not _results:
-        return
-    write = terminalreporter.write_line
-    for lab in labinfo.labs():
-        rows = [(t, _results.get((lab.id, t.number))) for t in lab.tasks]
-        if not any(r for _, r in rows):
-            continue
-        # a task is done when none of its tests failed and at least one passed (skips are neutral)
-        done = [t for t, r in rows if r and "failed" not in r and "passed" in r]
-        write("")
-        write(f"{lab.id} — {lab.title}: {len(done)}/{len(lab.tasks)} tasks done, "
-              f"{sum(t.points for t in done)}/{lab.points} points")
-        for task, outcomes in rows:
-            if not outcomes:
-                mark, note = "·", "not run"
-            elif task in done:
-                mark, note = "✓", f"{task.points}/{task.points}"
-            else:
-                mark, note = "✗", f"0/{task.points}   dockerlab hint {lab.id} {task.number}"
-            write(f"  {mark} task {task.number}  {task.title:<42} {note}")
-    if student_id() is None and not os.environ.get("DOCKERLAB_HIDDEN_SEEDS"):
-        write("")
-        write("Tip: set your student id once (dockerlab student-id <id>) to be tested on your own tree too.")
+    if student_id() is None and not os.environ.get("DOCKERLAB_HIDDEN_SEEDS") and terminalreporter.config.getoption("--impl") == "labs":
+        terminalreporter.write_line("Tip: `dockerlab student-id <your id>` also tests you on a tree of your own.")

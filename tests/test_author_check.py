@@ -82,13 +82,17 @@ def test_handouts_exist_in_english_and_korean(lab):
             assert name in english and name in korean, f"handouts do not mention {name}()"
 
 
+#: Every lab's graded tests, in course order.
+_GRADED = [f"tests/test_{lab.id}.py" for lab in LABS]
+
+
 def _graded_run(impl: str, tmp_path: Path) -> dict[str, str]:
     """Run the graded tests against ``impl`` in a fresh pytest; outcome per test id."""
     report = tmp_path / f"{impl}.xml"
-    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", DOCKERLAB_PROGRESS="0")  # not the student's progress
     subprocess.run(
-        [sys.executable, "-m", "pytest", "tests/test_lab1.py", "tests/test_lab2.py", "--impl", impl,
-         "-q", "-p", "no:cacheprovider", f"--junitxml={report}"],
+        [sys.executable, "-m", "pytest", *_GRADED, "--impl", impl,
+         "-q", "-v", "-p", "no:cacheprovider", f"--junitxml={report}"],  # -v: every test, even of untouched stubs
         cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
     )
     outcomes = {}

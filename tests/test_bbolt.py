@@ -131,8 +131,10 @@ def test_bucket_path_lookup_names_the_missing_part():
         sample().bucket("v1", "version")
 
 
-def test_writing_is_deterministic():
-    assert bbolt.dumps(sample()) == bbolt.dumps(sample())
+def test_writing_is_deterministic_and_a_reread_file_rewrites_byte_for_byte():
+    data = bbolt.dumps(sample())
+    assert bbolt.dumps(sample()) == data
+    assert bbolt.dumps(bbolt.loads(data)) == data
 
 
 def test_buckets_compare_sequence_too():
@@ -451,3 +453,52 @@ def test_bbolt_accepts_our_rewrite_of_a_real_file(go_check, tmp_path: Path, path
     copy = tmp_path / "real.db"
     shutil.copy(path, copy)
     assert go_check.run(copy).items == go_walk(path).items  # the committed walk is still bbolt's
+
+
+def test_a_branch_page_pointing_at_itself_is_reported():
+    data = bytearray(bbolt.dumps(Bucket({"s": {f"k{i:05d}": b"v" * 40 for i in range(2000)}})))
+    top = struct.unpack_from("<Q", top_bucket_value(bytes(data), b"s"))[0]
+    assert page(bytes(data), top)[1] == 1  # a branch
+    struct.pack_into("<Q", data, top * PS + 16 + 8, top)  # its first child: itself
+    with pytest.raises(BoltError, match=f"bucket s: page {top} is referenced twice \\(also by bucket s\\)"):
+        bbolt.loads(bytes(data))
+
+
+def test_random_corruption_raises_bolterror_and_nothing_else():
+    import random
+
+    rng = random.Random(10)
+    seeds = [
+        bbolt.dumps(bbolt.read(REAL[0])),
+        bbolt.dumps(Bucket({"a": {f"k{i:04d}": b"v" * (i % 50) for i in range(800)}, "b": {"x": b"y", "n": {}}})),
+    ]
+    outcomes = {"read": 0, "BoltError": 0}
+    for _ in range(500):
+        data = bytearray(rng.choice(seeds))
+        for _ in range(rng.randint(1, 4)):  # page headers, elements and the first keys
+            at = rng.randrange(2, len(data) // PS) * PS + rng.randrange(200)
+            data[at] ^= 1 << rng.randrange(8)
+        try:
+            assert isinstance(bbolt.loads(bytes(data)), Bucket)
+            outcomes["read"] += 1
+        except BoltError:
+            outcomes["BoltError"] += 1
+    assert outcomes["BoltError"] > 150 and outcomes["read"] > 30
+
+
+@pytest.mark.parametrize(("seed", "images"), [(2023, None), (7, ["nginx:latest", "alpine:3.19"])], ids=["canonical", "small"])
+def test_bbolt_accepts_the_databases_the_containerd_store_builder_writes(go_check, tmp_path: Path, seed, images):
+    from fakeroot_builder.cache import cached_root
+
+    built = cached_root(seed=seed, images=images, store="containerd")
+    ct = built.truth.containerd
+    for rel, bucket, sequence in (
+        ("io.containerd.metadata.v1.bolt/meta.db", "v1/moby/snapshots/overlayfs", ct.meta_sequence),
+        ("io.containerd.snapshotter.v1.overlayfs/metadata.db", "v1/snapshots", ct.snapshot_sequence),
+    ):
+        copy = tmp_path / rel.rsplit("/", 1)[1]
+        shutil.copy(built.path / rel, copy)
+        walk = go_check.run(copy, "-mutate", "-nextseq", bucket)
+        assert walk.summary["check"] == "ok" and walk.summary["freepages"] == 0, rel
+        assert walk.items == boltcheck.flatten(bbolt.read(built.path / rel)), rel
+        assert walk.extra == [{"nextseq": sequence + 1}], rel

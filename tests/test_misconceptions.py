@@ -18,16 +18,6 @@ from dockerlab import labinfo
 TESTS = Path(__file__).resolve().parent
 
 
-def _graded_conftest(config: pytest.Config):
-    """tests/conftest.py's module, as this session registered it (several conftest modules exist,
-    so ``import conftest`` or ``sys.modules`` may not find this one)."""
-    for plugin in config.pluginmanager.get_plugins():
-        file = getattr(plugin, "__file__", None)
-        if file and Path(file).resolve() == TESTS / "conftest.py":
-            return plugin
-    raise LookupError("tests/conftest.py is not loaded")
-
-
 class _Outcomes:
     """A pytest plugin collecting the outcome of each graded test of the nested run."""
 
@@ -56,21 +46,15 @@ def _slug(m: Misconception) -> str:
 
 
 @pytest.mark.parametrize("index", range(len(MISCONCEPTIONS)), ids=[_slug(m) for m in MISCONCEPTIONS])
-def test_the_graded_tests_fail_the_misconception(index: int, tmp_path: Path, pytestconfig: pytest.Config) -> None:
+def test_the_graded_tests_fail_the_misconception(index: int, tmp_path: Path) -> None:
     m = MISCONCEPTIONS[index]
     folder = _impl_folder(tmp_path, index, m)
     collector = _Outcomes()
-    graded_conftest = _graded_conftest(pytestconfig)
-    saved = {k: list(v) for k, v in graded_conftest.task_results().items()}
-    try:
-        pytest.main(
-            [str(TESTS / f"test_{m.lab}.py"), "--impl", str(folder), "-k", f"{m.lab}_task{m.task}",
-             "-x", "-p", "no:cacheprovider", "-p", "no:terminal"],
-            plugins=[collector],
-        )
-    finally:
-        graded_conftest.task_results().clear()
-        graded_conftest.task_results().update(saved)
+    pytest.main(
+        [str(TESTS / f"test_{m.lab}.py"), "--impl", str(folder), "-k", f"{m.lab}_task{m.task}",
+         "-x", "-p", "no:cacheprovider", "-p", "no:terminal"],
+        plugins=[collector],
+    )
     outcomes = set(collector.outcomes.values())
     assert collector.outcomes, f"no graded test of {m.lab} task {m.task} ran"
     if outcomes == {"skipped"}:

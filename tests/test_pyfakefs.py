@@ -44,10 +44,43 @@ def snapshot(root: str) -> dict[str, tuple]:
     return out
 
 
+IS_ROOT = os.geteuid() == 0
+
+
+def as_root_would_write(snap: dict[str, tuple], forms: dict[str, str]) -> dict[str, tuple]:
+    """An ordinary user's real build, in the forms root writes: ``user.overlay.*`` back to
+    ``trusted.overlay.*``; owners left out (``test_fake_owners_are_the_layer_tars_owners``)."""
+    if forms["owners"] != "yours":
+        return snap
+    assert {(e[2], e[3]) for e in snap.values()} == {(os.geteuid(), os.getegid())}
+    out = {}
+    for path, (kind, mode, _uid, _gid, body, attrs) in snap.items():
+        if forms["kernel_xattrs"] == "user.overlay.*" and forms["opaque"] == "user.overlay.opaque":
+            attrs = tuple(sorted((n.replace("user.overlay.", "trusted.overlay.", 1), v) for n, v in attrs))
+        out[path] = (kind, mode, None, None, body, attrs)
+    return out
+
+
 def build_real(path: Path) -> dict[str, tuple]:
-    """The canonical root written to a real directory, as a snapshot."""
-    build_root(path, seed=CANONICAL_SEED)
-    return snapshot(str(path))
+    """The canonical root written to a real directory, as a snapshot in root's forms."""
+    truth = build_root(path, seed=CANONICAL_SEED)
+    opened = []
+    if not IS_ROOT:  # let this user see into the 0000 work/work directories of its own tree
+        for work in sorted(path.glob("overlay2/*/work/work")):
+            opened.append((work, stat.S_IMODE(work.lstat().st_mode)))
+            os.chmod(work, 0o700)
+    try:
+        snap = snapshot(str(path))
+    finally:
+        for work, mode in opened:
+            os.chmod(work, mode)
+            rel = os.path.relpath(work, path)
+            snap[rel] = snap[rel][:1] + (mode,) + snap[rel][2:]
+    return as_root_would_write(snap, truth.forms)
+
+
+def without_owners(snap: dict[str, tuple]) -> dict[str, tuple]:
+    return snap if IS_ROOT else {k: v[:2] + (None, None) + v[4:] for k, v in snap.items()}
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +107,7 @@ def test_docker_root_is_built_at_var_lib_docker_in_the_fake_fs_only(real_var_lib
 
 
 def test_docker_root_tree_equals_the_real_directory_build(real_tree, docker_root):
-    fake = snapshot(DATA_ROOT)
+    fake = without_owners(snapshot(DATA_ROOT))
     assert fake.keys() == real_tree.keys()
     differ = sorted(k for k in fake if fake[k] != real_tree[k])
     assert differ == [], f"{len(differ)} entries differ, e.g. {differ[:3]}: {[(fake[k], real_tree[k]) for k in differ[:1]]}"
@@ -102,6 +135,24 @@ def test_whiteouts_are_character_devices_in_the_fake_fs(nginx_root):
     assert opaque and all(formats.is_opaque(p) for p in opaque)
 
 
+def test_fake_owners_are_the_layer_tars_owners(nginx_root):
+    """Whoever runs the tests, the fake root is written as a daemon (root) writes it."""
+    from fakeroot_builder.build import plan_root
+
+    plan = plan_root(seed=CANONICAL_SEED, images=["nginx:latest"])
+    checked = 0
+    for lp in plan.layers.values():
+        diff = os.path.join(DATA_ROOT, "overlay2", lp.cache_id, "diff")
+        for e in lp.layer.entries:
+            if e.kind in ("opaque", "hardlink"):
+                continue
+            st = os.lstat(os.path.join(diff, e.path))
+            assert (st.st_uid, st.st_gid) == (e.uid, e.gid), e.path
+            checked += 1
+    assert checked > 100
+    assert os.getuid() == 0, "inside the fake file system the test acts as root"
+
+
 def test_reference_reader_resolves_nginx_in_the_fake_fs(nginx_root):
     image = nginx_root.truth.image("nginx:latest")
     assert layerdb.resolve_image(DATA_ROOT, "nginx") == image.image_id
@@ -123,7 +174,7 @@ def test_reference_reader_resolves_nginx_in_the_fake_fs(nginx_root):
 def test_a_second_docker_root_is_a_faithful_independent_copy(real_tree, docker_root_factory, fs):
     first = docker_root_factory(path="/srv/first")  # written, or grafted if an earlier test wrote it
     second = docker_root_factory(path="/srv/second")  # grafted from the snapshot
-    assert snapshot(str(second.path)) == real_tree == snapshot(str(first.path))
+    assert without_owners(snapshot(str(second.path))) == real_tree == without_owners(snapshot(str(first.path)))
     os.remove(os.path.join(second.path, "image/overlay2/repositories.json"))
     assert os.path.exists(os.path.join(first.path, "image/overlay2/repositories.json"))
     inodes = {os.lstat(os.path.join(t, n)).st_ino for t, d, f in os.walk("/srv") for n in d + f}

@@ -27,7 +27,7 @@ __all__ = ["SandboxDir", "command", "copy_labs", "interpreter", "mode", "prepare
 
 HERE = Path(__file__).resolve().parent
 _BUILDER = HERE.parent.parent / "fakeroot_builder"
-_SHIM_MODULES = ("errors.py", "formats.py")
+_SHIM_MODULES = ("errors.py", "formats.py", "bbolt.py")  # what lab code may import
 MAX_FILE = 512 * 1024
 MAX_FILES = 200
 

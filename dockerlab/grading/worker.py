@@ -89,8 +89,12 @@ def _error(name: str, message: str) -> Exception:
     return exc
 
 
+#: What marks a directory as a root a lab reads: a classic Docker root, or a containerd root.
+_ROOT_MARKERS = ("image", "io.containerd.metadata.v1.bolt")
+
+
 def _is_root(arg: Any) -> bool:
-    return isinstance(arg, str) and arg.startswith("/") and os.path.isdir(os.path.join(arg, "image"))
+    return isinstance(arg, str) and arg.startswith("/") and any(os.path.isdir(os.path.join(arg, m)) for m in _ROOT_MARKERS)
 
 
 def _roots_in(args: Any) -> set[str]:
@@ -116,7 +120,7 @@ def _cached_roots() -> set[str]:
     from fakeroot_builder.cache import cache_dir
 
     home = cache_dir() / "roots"
-    return {str(p / "root") for p in home.glob("*") if (p / "root" / "image").is_dir()} if home.is_dir() else set()
+    return {str(p / "root") for p in home.glob("*") if _is_root(str(p / "root"))} if home.is_dir() else set()
 
 
 _prepared: set[str] = set()
@@ -130,6 +134,8 @@ def _mirror_markers(top: str, names: list[str]) -> None:
     process with CAP_SYS_ADMIN can read; the sandbox has none. ``formats.is_opaque`` and
     ``is_whiteout`` accept either form, so the student's code sees the same answers.
     """
+    if not hasattr(os, "getxattr"):  # macOS: no xattrs, so no trusted. marks to mirror
+        return
     for name in names:
         full = os.path.join(top, name)
         for marker in _MARKERS:
