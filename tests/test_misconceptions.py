@@ -52,7 +52,7 @@ def test_the_graded_tests_fail_the_misconception(index: int, tmp_path: Path) -> 
     collector = _Outcomes()
     pytest.main(
         [str(TESTS / f"test_{m.lab}.py"), "--impl", str(folder), "-k", f"{m.lab}_task{m.task}",
-         "-x", "-p", "no:cacheprovider", "-p", "no:terminal"],
+         "-x", "-q", "-p", "no:cacheprovider"],
         plugins=[collector],
     )
     outcomes = set(collector.outcomes.values())
