@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 
 import pytest
 
@@ -76,7 +77,7 @@ def test_short_and_full_image_ids_resolve_to_the_same_image(lab1, root, check):
 def test_digest_and_registry_qualified_references_resolve(lab1, root, check):
     image = root.truth.image("nginx:latest")
     digest_ref = next(r for r in image.refs if "@" in r)
-    for ref in (digest_ref, "docker.io/library/nginx:latest", "nginx:1.25"):
+    for ref in (digest_ref, "docker.io/library/nginx:latest", "index.docker.io/library/nginx", "nginx:1.25"):
         check(lab1.resolve_image, root, ref, expect=image.image_id)
 
 
@@ -144,6 +145,10 @@ def test_a_broken_repositories_json_or_config_is_an_error_naming_the_file(lab1, 
     repos.unlink()  # a daemon that never pulled: no repositories.json; ids still resolve
     check(lab1.resolve_image, broken, image.image_id, expect=image.image_id)
     check.raises(lab1.resolve_image, broken, "nginx", error=UnknownReferenceError, mentions="nginx")
+    repos.write_text("{}")  # a daemon whose repositories.json has no repositories yet
+    check(lab1.resolve_image, broken, image.image_id[7:19], expect=image.image_id)
+    check.raises(lab1.resolve_image, broken, "nginx", error=UnknownReferenceError, mentions="nginx")
+    repos.unlink()
     config = store / "imagedb/content/sha256" / image.image_id[7:]
     doc = json.loads(config.read_text())
     doc["rootfs"]["diff_ids"][1] = "sha256:short"
@@ -154,6 +159,9 @@ def test_a_broken_repositories_json_or_config_is_an_error_naming_the_file(lab1, 
     config.write_text(json.dumps(doc))
     check.damaged("the config of nginx:latest lost its rootfs")
     check.raises(lab1.image_layer_ids, broken, image.image_id, error=CorruptJSONError, mentions=f"imagedb/content/sha256/{image.image_id[7:]}")
+    shutil.rmtree(store / "imagedb")
+    check.damaged("image/overlay2/imagedb/ was removed (a daemon that never stored an image)")
+    check.raises(lab1.resolve_image, broken, image.image_id[7:19], error=UnknownReferenceError, mentions=image.image_id[7:19])
 
 
 @task("lab1", 1)

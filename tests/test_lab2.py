@@ -108,6 +108,10 @@ def test_more_than_128_lowers_is_an_error(lab2, small, broken_copy, check):
     corrupt.too_many_lowers(broken.path, broken.truth, layer)
     check.damaged("the top layer of nginx:latest: its lower file lists 129 layers")
     check.raises(lab2.lower_chain, broken, layer.cache_id, error=TooManyLowersError, mentions=f"{broken.path}/overlay2/{layer.cache_id}/lower")
+    (broken.path / "overlay2" / layer.cache_id / "lower").write_text(":".join([f"l/{layer.lower[0]}"] * 128))
+    check.damaged("the top layer of nginx:latest: its lower file lists its parent 128 times (the most overlay2 allows)")
+    cache = _cache_of_link(broken.truth)
+    check(lab2.lower_chain, broken, layer.cache_id, expect=[cache[layer.lower[0]]] * 128)
 
 
 @task("lab2", 2)
@@ -252,6 +256,9 @@ def test_unknown_or_malformed_containers_are_errors(lab2, root, small, broken_co
     (broken.path / "image/overlay2/layerdb/mounts" / c.id / "mount-id").write_text(c.init_id)
     check.damaged(f"layerdb/mounts/{c.id[:12]}…/mount-id now names the -init layer")
     check.raises(lab2.mount_options, broken, c.id, error=MalformedIdError, mentions=f"{broken.path}/image/overlay2/layerdb/mounts/{c.id}/mount-id")
+    shutil.rmtree(broken.path / "containers")
+    check.damaged("containers/ was removed")
+    check.raises(lab2.mount_options, broken, c.id[:12], error=UnknownReferenceError, mentions=c.id[:12])
 
 
 @task("lab2", 4)
