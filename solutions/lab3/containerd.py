@@ -396,10 +396,11 @@ def gc_refs(root: str, digest: str) -> dict:
     # its manifests. Only labels count: containerd's collector never opens a blob.
     record = _sub(_namespace(root), "content", "blob", _digest(digest, "digest"))
     labels = _labels(record)
-    content = {v for k, v in labels.items() if k == "containerd.io/gc.ref.content" or k.startswith("containerd.io/gc.ref.content.")}
-    snap = f"containerd.io/gc.ref.snapshot.{SNAPSHOTTER}"
-    snapshots = {v for k, v in labels.items() if k == snap or k.startswith(snap + ".") or k.startswith(snap + "/")}
-    return {"content": sorted(content), "snapshots": sorted(snapshots)}
+
+    def refs(prefix: str) -> list[str]:  # the key itself, or the key then "." or "/" and a suffix
+        return sorted({v for k, v in labels.items() if k == prefix or k.startswith((prefix + ".", prefix + "/"))})
+
+    return {"content": refs("containerd.io/gc.ref.content"), "snapshots": refs(f"containerd.io/gc.ref.snapshot.{SNAPSHOTTER}")}
 
 
 def _mark(root: str, content: list[str], snapshots: list[str]) -> tuple[set[str], set[str]]:
