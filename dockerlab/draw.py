@@ -55,7 +55,7 @@ def render_text(stack: Stack) -> str:
         out.extend("│   " + text.ljust(width - 3) + "│" for text in texts)
         previous = row.kind
     out.append("└" + "─" * width + "┘")
-    legend = "base at the bottom; db id = ChainID (the same on every host); cache-id and link are random per host"
+    legend = _LEGEND.get(stack.store, _LEGEND["overlay2"])
     out += ["", legend]
     if stack.containers:
         shown = next((r.title.split(" (")[0] for r in stack.rows if r.kind == "container"), "")
@@ -64,6 +64,13 @@ def render_text(stack: Stack) -> str:
     out += render_sources(stack.sources)
     return "\n".join(out)
 
+
+#: What the ids of each store are (the last line under the boxes).
+_LEGEND = {
+    "overlay2": "base at the bottom; db id = ChainID (the same on every host); cache-id and link are random per host",
+    "containerd": "base at the bottom; snapshot key = ChainID (lab 1's db id, the same on every host);"
+                  " dir = snapshots/<id>, containerd's counter",
+}
 
 _COLORS = {"layer": ("#e8f0fe", "#3367d6"), "init": ("#fef7e0", "#f29900"), "container": ("#fce8e6", "#d93025")}
 
@@ -94,9 +101,11 @@ def render_svg(stack: Stack) -> str:
         for i, line in enumerate(lines):
             parts.append(f'<text x="{pad + 22}" y="{y + 34 + 16 * i}">{escape(line)}</text>')
         y += row_h + gap
-    parts.append(f'<text x="{pad}" y="{y + 12}" font-size="11" fill="#5f6368">base at the bottom · db id = ChainID'
+    ids, dirs = (("snapshot key = ChainID", "dir: snapshots/<id>, containerd's counter") if stack.store == "containerd"
+                 else ("db id = ChainID", "cache-id and link: random per host"))
+    parts.append(f'<text x="{pad}" y="{y + 12}" font-size="11" fill="#5f6368">base at the bottom · {ids}'
                  ' (same on every host)</text>')
-    parts.append(f'<text x="{pad}" y="{y + 26}" font-size="11" fill="#5f6368">cache-id and link: random per host'
+    parts.append(f'<text x="{pad}" y="{y + 26}" font-size="11" fill="#5f6368">{escape(dirs)}'
                  ' · dashed border: a layer other images share</text>')
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
@@ -106,11 +115,14 @@ def _cmd_draw(args: argparse.Namespace) -> int:
     from .stores import CLASSIC, find_store
 
     store = find_store(args.root, again=["draw", args.ref])
-    if store.kind != CLASSIC:  # a reader of that store only has to yield a Stack's rows
-        raise DockerLabError(f"{store.describe()}: dockerlab draw reads the classic store only so far;"
-                             f" `dockerlab inspect {args.ref} --root {store.root}` shows this one")
-    stack = overlay2_stack(store.root, args.ref, args.impl, container=args.container,
-                           with_containers=not args.no_container)
+    if store.kind == CLASSIC:
+        stack = overlay2_stack(store.root, args.ref, args.impl, container=args.container,
+                               with_containers=not args.no_container)
+    else:
+        from .containerd_tools import containerd_stack
+
+        stack = containerd_stack(store.root, args.ref, args.impl, container=args.container,
+                                 with_containers=not args.no_container)
     if args.svg:
         target = Path(args.svg).expanduser()
         if not target.parent.is_dir():
