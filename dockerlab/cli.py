@@ -151,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 #: The README's install: what a missing third-party package is fixed by.
-INSTALL = "python3 -m venv .venv && . .venv/bin/activate && pip install tox -e .  (in the course repository)"
+INSTALL = "python3 -m venv .venv && . .venv/bin/activate && pip install tox -e '.[test]'"
 #: Packages a command imports beyond the standard library and Faker (checked before it starts,
 #: so nothing is written before the run would die).
 _NEEDS = {"grade": ("pytest",)}
@@ -162,10 +162,10 @@ def _missing(command: str, exc: ModuleNotFoundError | None = None) -> str | None
 
     if exc is not None:
         name = (exc.name or "?").split(".")[0].lstrip("_")
-        return f"dockerlab {command}: error: the Python package {name!r} is not installed; install the course as README.md says: {INSTALL}"
+        return f"dockerlab {command}: error: the Python package {name!r} is not installed; install the course as README.md says, in its repository: {INSTALL}"
     for name in _NEEDS.get(command, ()):
         if importlib.util.find_spec(name) is None:
-            return f"dockerlab {command}: error: the Python package {name!r} is not installed; install the course as README.md says: {INSTALL}"
+            return f"dockerlab {command}: error: the Python package {name!r} is not installed; install the course as README.md says, in its repository: {INSTALL}"
     return None
 
 

@@ -8,10 +8,16 @@ replaced (with ``--force``) once the new one is complete.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10 (Ubuntu 22.04): the tomli backport, a dependency there
+    import tomli as tomllib
 
 from .errors import LiveDockerRootError, TargetNotEmptyError
 from .formats import OTHER_ROOT_DIRS
@@ -55,8 +61,6 @@ def _containerd_root(argv: list[str], cwd: str) -> str:
         return os.path.join(cwd, root)
     config = os.path.join(cwd, _option(argv, ("--config", "-c")) or "/etc/containerd/config.toml")
     try:
-        import tomllib
-
         with open(config, "rb") as fh:
             return os.path.join(cwd, str(tomllib.load(fh).get("root") or "/var/lib/containerd"))
     except (OSError, ValueError, ImportError):

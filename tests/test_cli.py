@@ -335,7 +335,7 @@ def test_a_missing_package_is_one_line_naming_the_install_and_nothing_is_written
     code = cli.main(["grade", str(tmp_path / "class"), "--out", str(out), "--labs", "lab1", "--no-progress"])
     err = capsys.readouterr().err
     assert code == 2 and not out.exists()
-    assert err.count("\n") == 1 and "'pytest' is not installed" in err and "pip install tox -e ." in err
+    assert err.count("\n") == 1 and "'pytest' is not installed" in err and cli.INSTALL in err
 
 
 def test_clean_finishes_what_rm_rf_left_as_a_user_and_refuses_look_alikes(tmp_path, capsys):
@@ -366,6 +366,12 @@ def test_clean_finishes_what_rm_rf_left_as_a_user_and_refuses_look_alikes(tmp_pa
     assert main(["clean", str(fake)]) == 2 and (fake / "overlay2" / "photos").is_dir()
 
 
+def test_the_install_a_missing_package_names_is_the_readme_s():
+    from dockerlab import cli
+
+    assert cli.INSTALL in (REPO / "README.md").read_text()
+
+
 def test_a_command_module_missing_a_package_is_one_line_too(monkeypatch, capsys):
     """A command whose module imports a package that is not installed: one line, no traceback."""
     from dockerlab import cli
@@ -380,4 +386,4 @@ def test_a_command_module_missing_a_package_is_one_line_too(monkeypatch, capsys)
     monkeypatch.setattr(importlib, "import_module", fake)
     assert cli.main(["grade", "class"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "'pytest' is not installed" in err and "pip install tox -e ." in err
+    assert err.count("\n") == 1 and "'pytest' is not installed" in err and cli.INSTALL in err
