@@ -229,12 +229,15 @@ def image_manifest(root: str, ref: str) -> str:
     index = _blob_json(root, target["digest"])
     entries = [m for m in index.get("manifests", []) if isinstance(m, dict) and m.get("mediaType") not in _INDEX_TYPES]
     present = [m for m in entries if os.path.isfile(os.path.join(root, _CONTENT, "sha256", str(m.get("digest", ""))[7:]))]
-    for entry in present:
+    # linux/amd64 first, then any other real platform; attestations ("unknown/unknown") last
+    def rank(entry: dict) -> int:
         platform = entry.get("platform") or {}
         if (platform.get("os"), platform.get("architecture")) == ("linux", "amd64"):
-            return _digest(entry.get("digest"), blob_path(root, target["digest"]))
+            return 0
+        return 2 if platform.get("os") in (None, "unknown") else 1
+
     if present:
-        return _digest(present[0].get("digest"), blob_path(root, target["digest"]))
+        return _digest(min(present, key=rank).get("digest"), blob_path(root, target["digest"]))
     raise MissingEntryError(blob_path(root, target["digest"]), "no manifest of this index is in the content store")
 
 
