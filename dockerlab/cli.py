@@ -8,6 +8,7 @@ Errors print one line naming what is wrong and exit with status 2; nothing is ha
 from __future__ import annotations
 
 import argparse
+import os
 import importlib
 import sys
 from collections.abc import Sequence
@@ -183,6 +184,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:  # `dockerlab draw nginx | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.split(".")[0] in {"dockerlab", "fakeroot_builder", "labs", "solutions"}:
             raise  # our own code: a bug, not an installation problem

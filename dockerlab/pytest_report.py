@@ -65,9 +65,7 @@ class _Report:
         for item in items:
             self.chosen[self.task_of[item.nodeid]] += 1
         option = self.config.option
-        self.verbose = option.verbose + 1 if _under_tox_quiet(self.config) else option.verbose
-        if self.verbose < 1:
-            self.not_started = _untouched_tasks(str(self.config.getoption("--impl", default="labs")))
+        self.verbose = _user_verbosity(self.config)
         option.no_summary = True  # no FAILURES sections, no short summary: this plugin reports
         option.verbose = -2  # progress dots only; the stats line moves into this report
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
@@ -76,17 +74,33 @@ class _Report:
 
     # -- results ------------------------------------------------------------------------------
 
-    def setup(self, item: pytest.Item) -> None:
+    def trim(self, items: list[pytest.Item]) -> None:
         """A task not started yet fails its first test; the others would only say it again.
 
         Its functions are all still the stub (``raise NotImplementedError``), so it cannot score:
-        its first test runs (for the real message) and the rest are skipped. ``-v`` runs them all.
+        its first selected test runs (for the real message) and the rest are deselected, counted
+        as not run. ``-v`` (and any run that is not only graded tests) runs them all.
         """
-        key = self.task_of.get(item.nodeid)
-        if key in self.not_started:
-            if key in self.first_seen:
-                pytest.skip(f"{key} is not started (every function is the stub); -v runs this test too")
-            self.first_seen.add(key)
+        if not items or not all(i.nodeid in self.task_of for i in items):
+            return
+        if _user_verbosity(self.config) >= 1:
+            return
+        lab_ids = {self.task_of[i.nodeid].split(".")[0] for i in items}
+        self.not_started = _untouched_tasks(str(self.config.getoption("--impl", default="labs")), lab_ids)
+        if not self.not_started:
+            return
+        keep, drop, seen = [], [], set()
+        for item in items:
+            key = self.task_of[item.nodeid]
+            if key in self.not_started and key in seen:
+                drop.append(item)
+                self.chosen[key] += 1  # selected, then left out: still one of the task's tests
+            else:
+                seen.add(key)
+                keep.append(item)
+        if drop:
+            items[:] = keep
+            self.config.hook.pytest_deselected(items=drop)
 
     def record(self, report: pytest.TestReport) -> None:
         key = self.task_of.get(report.nodeid)
@@ -120,8 +134,9 @@ class _Report:
         write = reporter.write_line
         if self.graded:
             self._failures(write, width)
-            counts = Counter(self.outcome.values())
-            parts = [f"{n} {'not run' if what == 'skipped' else what}" for what, n in sorted(counts.items())]
+            counts = Counter("not run" if o == "skipped" else o for o in self.outcome.values())
+            counts["not run"] += max(0, sum(self.chosen.values()) - len(self.outcome))
+            parts = [f"{n} {what}" for what, n in sorted(counts.items()) if n]
             write("")
             write(f"{sum(counts.values())} tests: {', '.join(parts)} in {time.monotonic() - self.started:.1f}s")
         if os.environ.get("DOCKERLAB_REPORT_JSON"):  # for dockerlab watch
@@ -184,7 +199,13 @@ def _write_json(target: str, runs: dict[str, progress.TaskRun], failures: dict[s
     os.replace(tmp, target)
 
 
-def _untouched_tasks(impl: str) -> set[str]:
+def _user_verbosity(config: pytest.Config) -> int:
+    """The verbosity the student asked for: tox's lab environments pass ``-q``, so ``-v`` is 0 there."""
+    verbose = int(config.option.verbose)
+    return verbose + 1 if _under_tox_quiet(config) else verbose
+
+
+def _untouched_tasks(impl: str, lab_ids: set[str]) -> set[str]:
     """Keys of the tasks whose every function, in the graded implementation, is still the stub."""
     import ast
 
@@ -195,6 +216,8 @@ def _untouched_tasks(impl: str) -> set[str]:
         return set()
     found = set()
     for lab in labinfo.labs():
+        if lab.id not in lab_ids:
+            continue
         try:
             tree = ast.parse((base / lab.module).read_text(encoding="utf-8"))
         except (OSError, SyntaxError, ValueError):
@@ -254,16 +277,14 @@ class _Hooks:
     def __init__(self, state: _Report) -> None:
         self.state = state
 
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        self.state.collected(items)
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> Any:
+        self.state.collected(items)  # every test of every task, before -k
+        yield
+        self.state.trim(items)  # after -k and the other plugins' selection
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.state.selected(session.items)
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_setup(self, item: pytest.Item) -> None:
-        self.state.setup(item)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.state.record(report)
