@@ -60,6 +60,7 @@ def report() -> int:
     print(f"mutants: {len(status)}  killed: {counts['killed']}  timeout (killed): {counts['timeout']}  "
           f"equivalent: {len(survivors) - len(unexplained)}  surviving: {len(unexplained)}")
     print(f"mutation score: {killed}/{candidates} = {score:.1%} (target {TARGET:.0%}; equivalent mutants excluded)")
+    print(f"killed of all mutants: {killed}/{len(status)} = {killed / len(status):.1%}")
     for name in unexplained:
         print(f"  survived, not listed as equivalent: {name}   (mutmut show {name})")
     for name in stale:

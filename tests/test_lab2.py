@@ -68,6 +68,9 @@ def test_a_malformed_or_misdirected_link_is_an_error_naming_it(lab2, small, brok
     link.symlink_to("../nowhere/diff")
     check.damaged(f"l/{layers[2].link} now points at ../nowhere/diff")
     check.raises(lab2.resolve_link, broken, layers[2].link, error=DanglingLinkError, mentions=f"{broken.path}/overlay2/l/{layers[2].link}")
+    shutil.rmtree(broken.path / "overlay2" / layers[3].cache_id / "diff")
+    check.damaged(f"overlay2/{layers[3].cache_id[:12]}…/diff (layer 4 of nginx:latest) was removed")
+    check.raises(lab2.resolve_link, broken, layers[3].link, error=DanglingLinkError, mentions=f"{broken.path}/overlay2/l/{layers[3].link}")
 
 
 # -- task 2 --------------------------------------------------------------------------------------
