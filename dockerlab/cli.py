@@ -132,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_inspect)
 
     p = sub.add_parser("hint", help="the hint of a lab task")
-    p.add_argument("lab", help="lab1 or lab2")
+    p.add_argument("lab", help="lab1, lab2 or lab3")
     p.add_argument("task", type=int, help="task number")
     p.set_defaults(func=_cmd_hint)
 

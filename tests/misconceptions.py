@@ -42,7 +42,9 @@ def namespace(m: Misconception) -> dict[str, Any]:
     """The globals of the solution module of ``m.lab`` with ``m.replace`` swapped in."""
     import importlib
 
-    module = importlib.import_module({"lab1": "solutions.lab1.layerdb", "lab2": "solutions.lab2.overlay"}[m.lab])
+    module = importlib.import_module(
+        {"lab1": "solutions.lab1.layerdb", "lab2": "solutions.lab2.overlay", "lab3": "solutions.lab3.containerd"}[m.lab]
+    )
     ns: dict[str, Any] = dict(vars(module))
     for name, value in list(ns.items()):
         if isinstance(value, types.FunctionType) and value.__module__ == module.__name__:
@@ -401,6 +403,72 @@ def _changes_opaque_by_marker_file(root: str, cache_id: str) -> dict:
     return {**out, "opaque": []}
 
 
+# -- lab 3 -----------------------------------------------------------------------------------------
+
+
+def _image_id_is_the_config(root: str, ref: str) -> dict:
+    """The image id is the config's digest, as in lab 1's store."""
+    target = _image_target_original(root, ref)
+    manifest = target["digest"]
+    if target["media_type"] in _INDEX_TYPES:  # the linux/amd64 entry
+        manifest = next(m["digest"] for m in _read_json(blob_path(root, manifest))["manifests"]
+                        if (m.get("platform") or {}).get("architecture") == "amd64")
+    return {**target, "digest": _read_json(blob_path(root, manifest))["config"]["digest"]}
+
+
+def _size_as_uvarint(root: str, ref: str) -> dict:
+    """A size is a plain uvarint (it is zigzag: a uvarint reading gives twice the size)."""
+    target = _image_target_original(root, ref)
+    return {**target, "size": target["size"] * 2}
+
+
+def _first_present_manifest(root: str, ref: str) -> str:
+    """The first manifest of an index whose blob is present is the image's."""
+    target = image_target(root, ref)
+    if target["media_type"] not in _INDEX_TYPES:
+        return target["digest"]
+    for entry in _read_json(blob_path(root, target["digest"]))["manifests"]:
+        if os.path.isfile(os.path.join(root, _CONTENT, "sha256", entry["digest"][7:])):
+            return entry["digest"]
+    raise AssertionError("no manifest present")
+
+
+def _snapshot_keys_are_diff_ids(root: str, ref: str) -> list[str]:
+    """A snapshot is keyed by its layer's DiffID."""
+    return image_diff_ids(root, ref)
+
+
+def _directory_is_the_name_number(root: str, key: str) -> dict:
+    """The number in meta.db's name ``moby/<n>/<key>`` is the directory's."""
+    snap = _read_snapshot_original(root, key)
+    return {**snap, "id": int(snap["name"].split("/")[1])}
+
+
+def _lowerdir_base_first(root: str, container: str) -> dict:
+    """containerd's lowerdir lists the base first."""
+    mount = _container_mount_original(root, container)
+    return {**mount, "lowerdir": mount["lowerdir"][::-1]}
+
+
+def _an_image_owns_its_blobs(root: str, ref: str) -> dict:
+    """Removing an image removes everything it refers to (nothing is shared, nothing held)."""
+    name, record = _record(root, ref)
+    content, snapshots = _mark(root, [_text(_sub(record, "target").get("digest")) or ""], [])
+    return {"removed_content": sorted(content), "removed_snapshots": sorted(snapshots), "kept_content": [], "kept_snapshots": []}
+
+
+def _gc_refs_of_layers_only(root: str, digest: str) -> dict:
+    """Only a manifest's layer labels (gc.ref.content.l.<i>) are references."""
+    refs = _gc_refs_original(root, digest)
+    labels = _labels(_sub(_namespace(root), "content", "blob", digest))
+    return {"content": sorted(v for k, v in labels.items() if k.startswith("containerd.io/gc.ref.content.l.")), "snapshots": refs["snapshots"]}
+
+
+def _same_ids_in_both_stores(docker_root: str, containerd_root: str, ref: str) -> list[dict]:
+    """A snapshot id is the classic store's cache-id (the same directory name in both stores)."""
+    return [{**row, "snapshot_id": row["cache_id"]} for row in _compare_stores_original(docker_root, containerd_root, ref)]
+
+
 #: Every misconception the graded tests must catch.
 MISCONCEPTIONS: tuple[Misconception, ...] = (
     # lab 1
@@ -439,4 +507,14 @@ MISCONCEPTIONS: tuple[Misconception, ...] = (
     Misconception("a directory that exists below is a change", "lab2", 5, {"layer_changes": _changes_dirs_changed}),
     Misconception("deletions are .wh. files (none on disk)", "lab2", 5, {"layer_changes": _changes_whiteouts_by_name}),
     Misconception("opaque directories hold a .wh..wh..opq file", "lab2", 5, {"layer_changes": _changes_opaque_by_marker_file}),
+    # lab 3
+    Misconception("the image id is the config digest, as in lab 1", "lab3", 1, {"image_target": _image_id_is_the_config}),
+    Misconception("a target's size is a plain uvarint", "lab3", 1, {"image_target": _size_as_uvarint}),
+    Misconception("the first present manifest of an index is the image's", "lab3", 1, {"image_manifest": _first_present_manifest}),
+    Misconception("a snapshot is keyed by its DiffID", "lab3", 3, {"image_snapshot_keys": _snapshot_keys_are_diff_ids}),
+    Misconception("the number in a snapshot's name is its directory", "lab3", 3, {"read_snapshot": _directory_is_the_name_number}),
+    Misconception("lowerdir lists the base first", "lab3", 4, {"container_mount": _lowerdir_base_first}),
+    Misconception("only layer labels are gc references", "lab3", 5, {"gc_refs": _gc_refs_of_layers_only}),
+    Misconception("an image owns every blob and snapshot it refers to", "lab3", 5, {"rmi_effect": _an_image_owns_its_blobs}),
+    Misconception("snapshot ids are the classic store's cache-ids", "lab3", 6, {"compare_stores": _same_ids_in_both_stores}),
 )
