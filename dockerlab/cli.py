@@ -8,6 +8,7 @@ Errors print one line naming what is wrong and exit with status 2; nothing is ha
 from __future__ import annotations
 
 import argparse
+import os
 import importlib
 import sys
 from collections.abc import Sequence
@@ -22,7 +23,7 @@ from .impl import MissingFunction, default_impl
 __all__ = ["main"]
 
 #: Modules that add their own sub-commands through ``register(subparsers)``.
-_COMMAND_MODULES = ("dockerlab.export", "dockerlab.grading.commands")
+_COMMAND_MODULES = ("dockerlab.export", "dockerlab.grading.commands", "dockerlab.student")
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
@@ -131,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_inspect)
 
     p = sub.add_parser("hint", help="the hint of a lab task")
-    p.add_argument("lab", help="lab1 or lab2")
+    p.add_argument("lab", help="lab1, lab2 or lab3")
     p.add_argument("task", type=int, help="task number")
     p.set_defaults(func=_cmd_hint)
 
@@ -151,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 #: The README's install: what a missing third-party package is fixed by.
-INSTALL = "python3 -m venv .venv && . .venv/bin/activate && pip install tox -e .  (in the course repository)"
+INSTALL = "python3 -m venv .venv && . .venv/bin/activate && pip install tox -e '.[test]'"
 #: Packages a command imports beyond the standard library and Faker (checked before it starts,
 #: so nothing is written before the run would die).
 _NEEDS = {"grade": ("pytest",)}
@@ -162,10 +163,10 @@ def _missing(command: str, exc: ModuleNotFoundError | None = None) -> str | None
 
     if exc is not None:
         name = (exc.name or "?").split(".")[0].lstrip("_")
-        return f"dockerlab {command}: error: the Python package {name!r} is not installed; install the course as README.md says: {INSTALL}"
+        return f"dockerlab {command}: error: the Python package {name!r} is not installed; install the course as README.md says, in its repository: {INSTALL}"
     for name in _NEEDS.get(command, ()):
         if importlib.util.find_spec(name) is None:
-            return f"dockerlab {command}: error: the Python package {name!r} is not installed; install the course as README.md says: {INSTALL}"
+            return f"dockerlab {command}: error: the Python package {name!r} is not installed; install the course as README.md says, in its repository: {INSTALL}"
     return None
 
 
@@ -174,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = build_parser()
     except ModuleNotFoundError as exc:  # a command module needs a package that is not installed
-        print(_missing(" ".join(sys.argv[1:2]) or "", exc), file=sys.stderr)
+        print(_missing(" ".join((sys.argv[1:] if argv is None else list(argv))[:1]), exc), file=sys.stderr)
         return 2
     args = parser.parse_args(argv)
     problem = _missing(args.command)
@@ -183,6 +184,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:  # `dockerlab draw nginx | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.split(".")[0] in {"dockerlab", "fakeroot_builder", "labs", "solutions"}:
             raise  # our own code: a bug, not an installation problem

@@ -29,7 +29,7 @@ from .export import _MAX_CONCURRENT_DOWNLOADS, _Member, _epoch_seconds, _familia
 from .export import _BLOCK, _EPOCH, _write_atomically, _write_member
 from .impl import Implementation, load
 
-__all__ = ["export_containerd", "inspect_containerd", "pull_log_containerd", "render_containerd"]
+__all__ = ["containerd_stack", "export_containerd", "inspect_containerd", "pull_log_containerd", "render_containerd"]
 
 _META_DB = os.path.join("io.containerd.metadata.v1.bolt", "meta.db")
 _DISTRIBUTION_SOURCE = "containerd.io/distribution.source."
@@ -157,32 +157,95 @@ def _short(value: str | None) -> str:
     return "-" if value is None else value.removeprefix("sha256:")[:12]
 
 
-def inspect_containerd(root: str, ref: str, impl: str = "solutions") -> dict[str, Any]:
-    """``{"store", "image_id", "names", "config", "layers": [{layer_id, digest, snapshot_key,
-    snapshot_id, kind, parent, fs_dir}]}`` of an image in a containerd root (Docker 29)."""
-    lab3 = load("lab3", impl)
+def _lab3(impl: str, sources: dict[str, str]) -> Any:
+    """Lab 3's functions from ``impl``; with ``labs``, the student's where written, else the reference."""
+    from .stack import _Mixed, check_impl
+
+    check_impl(impl)
+    return _Mixed("lab3", sources) if impl == "labs" else load("lab3", impl)
+
+
+def _snapshot_keys(root: str) -> list[str]:
+    """Every snapshot key of Docker's namespace (a listing of meta.db; nothing resolved)."""
+    try:
+        return sorted(k.decode() for k in bbolt.read(os.path.join(root, _META_DB)).bucket("v1", "moby", "snapshots", "overlayfs").items)
+    except KeyError:
+        return []
+
+
+def containerd_stack(root: str, ref: str, impl: str = "solutions", container: str | None = None,
+                     with_containers: bool = True) -> Any:
+    """The stack of image ``ref`` in a containerd root as a :class:`dockerlab.stack.Stack`, base
+    first, plus one container's ``-init`` and writable snapshots on top (``container``, or the
+    image's first container by id). Every id comes from lab 3's functions of ``impl``."""
+    from .stack import Row, Stack
+
+    sources: dict[str, str] = {}
+    lab3 = _lab3(impl, sources)
     try:
         target = lab3.image_target(root, ref)
     except UnknownReferenceError as exc:  # say what there is, as `docker images` would
         raise UnknownReferenceError(exc.path, f"{exc.problem}; its images are: {', '.join(lab3.image_names(root)) or '(none)'}") from None
-    names = [n for n in lab3.image_names(root) if n == target["name"] or lab3.image_target(root, n)["digest"] == target["digest"]]
-    layers = []
-    for layer_id, digest, key in zip(
-        lab3.image_diff_ids(root, ref), lab3.layer_digests(root, ref), lab3.image_snapshot_keys(root, ref)
-    ):
+    names = lab3.image_names(root)
+    by_target: dict[str, list[str]] = {}
+    for name in names:
+        by_target.setdefault(lab3.image_target(root, name)["digest"], []).append(name)
+    keys = lab3.image_snapshot_keys(root, ref)
+    shared: dict[str, list[str]] = {}
+    for digest, others in by_target.items():
+        if digest != target["digest"]:
+            for key in lab3.image_snapshot_keys(root, others[0]):
+                shared.setdefault(key, []).append(_familiar(others[0]))
+    rows = []
+    layer_ids, digests = lab3.image_diff_ids(root, ref), lab3.layer_digests(root, ref)
+    for n, (layer_id, digest, key) in enumerate(zip(layer_ids, digests, keys), 1):
         snap = lab3.read_snapshot(root, key)
-        layers.append(
-            {
-                "layer_id": layer_id,
-                "digest": digest,
-                "snapshot_key": key,
-                "snapshot_id": snap["id"],
-                "kind": snap["kind"],
-                "parent": snap["parent"],
-                "fs_dir": str(lab3.snapshot_dir(root, key)),
-            }
-        )
-    return {"store": "containerd", "image_id": target["digest"], "names": names, "config": lab3.image_config(root, ref), "layers": layers}
+        values = {"layer_id": layer_id, "digest": digest, "snapshot_key": key, "snapshot_id": snap["id"],
+                  "kind": snap["kind"], "parent": snap["parent"], "fs_dir": str(lab3.snapshot_dir(root, key))}
+        fields = [("DiffID", _short(layer_id)),
+                  ("snapshot key", _short(key) + (" (= DiffID)" if key == layer_id else "")),
+                  ("dir", f"snapshots/{snap['id']}"), ("blob", _short(digest))]
+        rows.append(Row("layer", f"layer {n}" + (" (base)" if n == 1 else ""), fields, sorted(set(shared.get(key, []))), values))
+    all_keys = _snapshot_keys(root)
+    containers = sorted(k[: -len("-init")] for k in all_keys if k.endswith("-init") and k[: -len("-init")] in all_keys
+                        and keys and lab3.read_snapshot(root, k)["parent"] == keys[-1]) if with_containers else []
+    chosen = None
+    if container is not None:
+        matches = [c for c in containers if c.startswith(container)]
+        if len(matches) != 1:
+            raise UnknownReferenceError(os.path.join(root, _META_DB), f"no single container {container!r} of {ref}; "
+                                        f"its containers are: {', '.join(c[:12] for c in containers) or '(none)'}")
+        chosen = matches[0]
+    elif containers:
+        chosen = containers[0]
+    if chosen is not None:
+        mount = lab3.container_mount(root, chosen)
+        for kind, key, title in (("init", f"{chosen}-init", f"{chosen[:12]}-init"),
+                                 ("container", chosen, f"{chosen[:12]} (container, read-write)")):
+            snap = lab3.read_snapshot(root, key)
+            fields = [("snapshot key", key[:12] + ("-init" if kind == "init" else "")), ("dir", f"snapshots/{snap['id']}")]
+            values = {"snapshot_key": key, "snapshot_id": snap["id"], "container_id": chosen}
+            if kind == "container":
+                values["mount"] = mount
+            rows.append(Row(kind, title, fields, [], values))
+    return Stack(ref, target["digest"], [_familiar(n) for n in by_target.get(target["digest"], [])], "containerd", rows,
+                 [c[:12] for c in containers], sources)
+
+
+def inspect_containerd(root: str, ref: str, impl: str = "solutions") -> dict[str, Any]:
+    """``{"store", "image_id", "names", "config", "layers": [{layer_id, digest, snapshot_key,
+    snapshot_id, kind, parent, fs_dir}]}`` of an image in a containerd root (Docker 29)."""
+    stack = containerd_stack(root, ref, impl, with_containers=False)
+    lab3 = _lab3(impl, stack.sources)
+    names = [n for n in lab3.image_names(root) if lab3.image_target(root, n)["digest"] == stack.image_id]
+    keys = ("layer_id", "digest", "snapshot_key", "snapshot_id", "kind", "parent", "fs_dir")
+    info: dict[str, Any] = {
+        "store": "containerd", "image_id": stack.image_id, "names": names, "config": lab3.image_config(root, ref),
+        "layers": [{k: row.values[k] for k in keys} for row in stack.rows if row.kind == "layer"],
+    }
+    if stack.sources:
+        info["sources"] = dict(stack.sources)
+    return info
 
 
 def render_containerd(info: dict[str, Any]) -> str:
@@ -200,4 +263,7 @@ def render_containerd(info: dict[str, Any]) -> str:
             f"{_short(layer['parent']):<12}  {layer['snapshot_id']:>4}"
         )
         lines.append(f"     {layer['fs_dir']}")
+    from .inspect import render_sources
+
+    lines += render_sources(info.get("sources", {}))
     return "\n".join(lines)

@@ -1,7 +1,8 @@
 """An image's stack, as ``dockerlab inspect`` shows it, composed from a lab implementation.
 
-Nothing here resolves ids itself: every step is a task function of lab 1 or lab 2, taken from
-``solutions/`` (the reference reader) or from the student's ``labs/`` with ``--impl labs``.
+Nothing here resolves ids itself: :func:`dockerlab.stack.overlay2_stack` composes the task
+functions of lab 1 and lab 2, from ``solutions/`` (the reference reader) or from the student's
+``labs/`` (``--impl labs``: theirs where written, the reference where not, and it says which).
 """
 
 from __future__ import annotations
@@ -9,32 +10,26 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .impl import load
+from .stack import Stack, lab_of, overlay2_stack
 
 __all__ = ["inspect_image", "render_table"]
 
 
 def inspect_image(root: str, ref: str, impl: str = "solutions") -> dict[str, Any]:
     """``{"image_id", "repo_tags", "layers": [{layer_id, db_id, cache_id, parent, size, link, diff_dir}]}``."""
-    lab1, lab2 = load("lab1", impl), load("lab2", impl)
-    image_id = lab1.resolve_image(root, ref)
-    layer_ids = lab1.image_layer_ids(root, ref)
-    layers = []
-    for layer_id, db_id in zip(layer_ids, lab1.chain_ids(layer_ids)):
-        entry = lab1.read_layer(root, db_id)
-        layers.append(
-            {
-                "layer_id": layer_id,
-                "db_id": db_id,
-                "cache_id": entry["cache_id"],
-                "parent": entry["parent"],
-                "size": entry["size"],
-                "link": lab2.read_link(root, entry["cache_id"]),
-                "diff_dir": str(lab1.layer_diff_dir(root, ref, layer_id)),
-            }
-        )
-    tags = [r for r in lab1.image_refs(root, image_id) if "@" not in r]
-    return {"image_id": image_id, "repo_tags": tags, "layers": layers}
+    return _as_dict(overlay2_stack(root, ref, impl, with_containers=False))
+
+
+def _as_dict(stack: Stack) -> dict[str, Any]:
+    keys = ("layer_id", "db_id", "cache_id", "parent", "size", "link", "diff_dir")
+    info: dict[str, Any] = {
+        "image_id": stack.image_id,
+        "repo_tags": stack.refs,
+        "layers": [{k: row.values[k] for k in keys} for row in stack.rows if row.kind == "layer"],
+    }
+    if stack.sources:
+        info["sources"] = dict(stack.sources)
+    return info
 
 
 def _short(value: str | None) -> str:
@@ -55,9 +50,24 @@ def render_table(info: dict[str, Any]) -> str:
             f"{_short(layer['parent']):<12}  {layer['size']:>9}"
         )
         lines.append(f"     {layer['diff_dir']}  (l/{layer['link']})")
+    lines += render_sources(info.get("sources", {}))
     return "\n".join(lines)
 
 
+def render_sources(sources: dict[str, str]) -> list[str]:
+    """Which answers came from the student's code and which from the reference (``--impl labs``)."""
+    if not sources:
+        return []
+    yours = sorted(f for f, s in sources.items() if s == "yours")
+    reference = sorted(f for f, s in sources.items() if s == "reference")
+    lines = [""]
+    lines.append("your code:  " + (", ".join(f"{f}()" for f in yours) if yours else "none of these functions yet"))
+    if reference:
+        lines.append("reference:  " + ", ".join(f"{f}() [{lab_of(f)}]" for f in reference)
+                     + "  (not written yet in labs/; solutions/ stood in)")
+    return lines
+
+
 def to_json(info: dict[str, Any]) -> str:
-    """The ``--json`` form."""
+    """The ``--json`` form (``_sources``: which function answered, with ``--impl labs``)."""
     return json.dumps(info, indent=2)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -13,7 +14,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["Lab", "Task", "labs", "lab", "repo_root"]
+__all__ = ["Lab", "Task", "labs", "lab", "repo_root", "task_passed"]
 
 
 @dataclass(frozen=True)
@@ -95,3 +96,15 @@ def lab(lab_id: str, root: Path | None = None) -> Lab:
             return entry
     known = ", ".join(x.id for x in labs(root))
     raise KeyError(f"no lab {lab_id!r}; the labs are {known}")
+
+
+def task_passed(outcomes: Iterable[str], tests: int) -> bool:
+    """THE scoring rule, shared by ``tox -e labN``'s summary and the grader.
+
+    ``outcomes`` holds one final outcome per test of the task that ran (``"passed"``,
+    ``"failed"``, ``"skipped"``, ``"error"``…); ``tests`` is how many tests the task has. The
+    task is done, and earns all its points, only when every one of its tests ran and passed:
+    a skipped test, a test that did not run and a task without tests never award anything.
+    """
+    outcomes = list(outcomes)
+    return tests > 0 and len(outcomes) >= tests and all(o == "passed" for o in outcomes)

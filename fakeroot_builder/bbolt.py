@@ -492,9 +492,20 @@ def dumps(root: Bucket, *, txid: int = 2, freelist: bool = False, page_size: int
     return bytes(out)
 
 
-def write(path: str | os.PathLike, root: Bucket, *, mode: int = 0o600, txid: int = 2, **kwargs) -> None:
-    """Write :func:`dumps` of ``root`` to ``path`` (created or replaced) with permissions ``mode``."""
-    data = dumps(root, txid=txid, **kwargs)
+def write(
+    path: str | os.PathLike,
+    root: Bucket,
+    *,
+    mode: int = 0o600,
+    txid: int = 2,
+    freelist: bool = False,
+    page_size: int = PAGE_SIZE,
+) -> None:
+    """Write :func:`dumps` of ``root`` to ``path`` (created or replaced) with permissions ``mode``.
+
+    The file appears whole or not at all (written beside it, then renamed over it).
+    """
+    data = dumps(root, txid=txid, freelist=freelist, page_size=page_size)
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)

@@ -17,7 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .trees import copy_tree, remove_tree
+from .trees import copy_tree, remove_tree, reseal
+
+#: Directories a daemon leaves with mode 0000 (a mounted layer's or snapshot's ``work/work``);
+#: an ordinary user's copy opens them for a moment, and a cached root is resealed if a copy was
+#: killed meanwhile.
+_SEALED = ("overlay2/*/work/work", "io.containerd.snapshotter.v1.overlayfs/snapshots/*/work/work")
 from .truth import RootTruth
 
 __all__ = ["BuiltRoot", "cache_dir", "cached_root", "copy_root", "graded_root", "source_fingerprint", "GRADED_ROOTS"]
@@ -66,8 +71,6 @@ def cached_root(
 
     ``store="containerd"`` gives the same catalogue as a Docker 29 containerd root.
     """
-    from .build import build_root
-
     key = f"{seed}|{host_seed}|{','.join(images or ['*'])}|{containers}"
     if store != "classic":
         key += f"|{store}"
@@ -78,7 +81,10 @@ def cached_root(
     final = home / name
     truth_file = final / "truth.json"
     if truth_file.exists():
+        reseal(final / "root", _SEALED)
         return BuiltRoot(final / "root", RootTruth.from_json(truth_file.read_text()))
+    from .build import build_root  # only on a miss: it imports Faker (~0.4 s), a hit needs none of it
+
     if not home.is_dir():
         _prune(roots)  # roots of an older builder can never be used again
     home.mkdir(parents=True, exist_ok=True)

@@ -12,9 +12,11 @@ from pathlib import Path
 from .truth import LayerTruth, RootTruth
 
 __all__ = [
+    "above",
     "dangle_link",
     "parent_cycle",
     "remove_cache_dir",
+    "replace_far_lower",
     "reverse_lower",
     "swap_lower",
     "too_many_lowers",
@@ -46,6 +48,28 @@ def reverse_lower(root: Path, truth: RootTruth, layer: LayerTruth) -> list[str]:
     assert len(layer.lower) >= 2, "needs a layer with at least two layers below it"
     (root / "overlay2" / layer.cache_id / "lower").write_text(":".join(f"l/{x}" for x in reversed(layer.lower)))
     return [layer.db_id]
+
+
+def replace_far_lower(root: Path, truth: RootTruth, layer: LayerTruth) -> list[str]:
+    """Swap the farthest entry of ``layer``'s ``lower`` (its base) for another layer's link: same
+    length, same nearest entry, so only a full comparison sees it; only ``layer`` disagrees."""
+    assert len(layer.lower) >= 2, "needs a layer with at least two layers below it"
+    other = next(x.link for x in truth.layers().values() if x.link not in layer.lower and x.link != layer.link)
+    (root / "overlay2" / layer.cache_id / "lower").write_text(":".join(f"l/{x}" for x in (*layer.lower[:-1], other)))
+    return [layer.db_id]
+
+
+def above(truth: RootTruth, layer: LayerTruth) -> list[str]:
+    """The db ids of ``layer`` and of every layer stacked on it (directly or not), sorted."""
+    parents = {x.db_id: x.parent for x in truth.layers().values()}
+    out = []
+    for db_id in parents:
+        node: str | None = db_id
+        while node is not None and node != layer.db_id:
+            node = parents.get(node)
+        if node == layer.db_id:
+            out.append(db_id)
+    return sorted(out)
 
 
 def dangle_link(root: Path, truth: RootTruth, layer: LayerTruth) -> list[str]:

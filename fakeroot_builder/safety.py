@@ -8,10 +8,16 @@ replaced (with ``--force``) once the new one is complete.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10 (Ubuntu 22.04): the tomli backport, a dependency there
+    import tomli as tomllib
 
 from .errors import LiveDockerRootError, TargetNotEmptyError
 from .formats import OTHER_ROOT_DIRS
@@ -45,17 +51,18 @@ def _option(argv: list[str], names: tuple[str, ...]) -> str | None:
     return value
 
 
-def _containerd_root(argv: list[str]) -> str:
-    """A containerd's root: ``--root``, else its config file's ``root``, else the default."""
+def _containerd_root(argv: list[str], cwd: str) -> str:
+    """A containerd's root: ``--root``, else its config file's ``root``, else the default.
+
+    Relative paths are taken from the process's working directory ``cwd``.
+    """
     root = _option(argv, ("--root",))
     if root:
-        return root
-    config = _option(argv, ("--config", "-c")) or "/etc/containerd/config.toml"
+        return os.path.join(cwd, root)
+    config = os.path.join(cwd, _option(argv, ("--config", "-c")) or "/etc/containerd/config.toml")
     try:
-        import tomllib
-
         with open(config, "rb") as fh:
-            return str(tomllib.load(fh).get("root") or "/var/lib/containerd")
+            return os.path.join(cwd, str(tomllib.load(fh).get("root") or "/var/lib/containerd"))
     except (OSError, ValueError, ImportError):
         return "/var/lib/containerd"
 
@@ -74,10 +81,17 @@ def running_daemon_roots() -> list[Path]:
         except OSError:
             continue
         program = os.path.basename(argv[0]) if argv else ""
+        if program not in ("containerd",) and not program.startswith("dockerd"):
+            continue
+        try:
+            cwd = os.readlink(entry / "cwd")
+        except OSError:
+            cwd = "/"
         if program.startswith("dockerd"):
-            roots.append(Path(_option(argv, ("--data-root", "-g", "--graph")) or "/var/lib/docker").resolve())
-        elif program == "containerd":
-            roots.append(Path(_containerd_root(argv)).resolve())
+            root = _option(argv, ("--data-root", "-g", "--graph")) or "/var/lib/docker"
+            roots.append(Path(os.path.join(cwd, root)).resolve())
+        else:
+            roots.append(Path(_containerd_root(argv, cwd)).resolve())
     return roots
 
 
@@ -185,6 +199,24 @@ def clean(target: Path) -> None:
     for live in _protected_roots():
         if _related(resolved, live):
             raise LiveDockerRootError(f"{target}: refusing to remove in or around {live}, a real Docker data root or containerd root")
-    if not looks_built(resolved):
+    if not (looks_built(resolved) or _left_by_rm(resolved)):
         raise TargetNotEmptyError(f"{target}: not a root made by `dockerlab build`; not removing it")
     remove_tree(resolved)
+
+
+def _left_by_rm(path: Path) -> bool:
+    """What ``rm -rf`` leaves of a built root as an ordinary user: the layer directories down to
+    their mode-0000 ``work/work`` (so ``dockerlab clean`` still finishes the job), nothing else."""
+    from .formats import MOUNT_ID_RE
+
+    classic = {"containers", "image", "overlay2"} | {name for name, _ in OTHER_ROOT_DIRS}
+    try:
+        names = {p.name for p in path.iterdir()}
+        layers = [p for p in (path / "overlay2").iterdir() if p.name != "l"]
+        inside = {q.name for p in layers for q in p.iterdir()}
+    except OSError:
+        return False
+    if not ("overlay2" in names and names <= classic) or any((path / m).exists() for m in _DAEMON_MARKERS):
+        return False
+    return all(MOUNT_ID_RE.match(p.name) and p.is_dir() and not p.is_symlink() for p in layers) and inside <= {
+        "diff", "link", "lower", "work", "committed"}

@@ -16,11 +16,11 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-__all__ = ["borrowed_mode", "copy_tree", "remove_tree"]
+__all__ = ["borrowed_mode", "copy_tree", "remove_tree", "reseal"]
 
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
@@ -126,6 +126,33 @@ def borrowed_mode(tree: str | os.PathLike[str], path: str | os.PathLike[str]) ->
                     _chmod_entry(name, pfd, old)
             finally:
                 os.close(pfd)
+    finally:
+        os.close(top)
+
+
+def reseal(tree: str | os.PathLike[str], patterns: Iterable[str]) -> list[Path]:
+    """Give mode 0000 back to the directories of ``tree`` matching ``patterns`` (globs) that lost it.
+
+    Only a process killed outright (SIGKILL) while it borrowed a mode leaves one open; this puts
+    it back (under the copy lock, so no copy in progress is disturbed) and returns what it fixed.
+    """
+    def open_ones() -> list[Path]:
+        return [p for pattern in patterns for p in Path(tree).glob(pattern)
+                if not p.is_symlink() and p.is_dir() and stat.S_IMODE(p.lstat().st_mode) != 0]
+
+    if not open_ones():  # the usual case: no lock needed
+        return []
+    top = os.open(os.fspath(tree), _DIR & ~_O_NOFOLLOW)
+    try:
+        with _tree_lock(top):
+            fixed = open_ones()
+            for p in fixed:
+                pfd = os.open(p.parent, _DIR & ~_O_NOFOLLOW)
+                try:
+                    _chmod_entry(p.name, pfd, 0)
+                finally:
+                    os.close(pfd)
+            return fixed
     finally:
         os.close(top)
 

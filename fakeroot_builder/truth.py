@@ -248,6 +248,10 @@ class ContainerdTruth:
                 return snap
         raise KeyError(f"no snapshot {key!r} in this containerd root")
 
+    def image_snapshots(self, ref: str) -> tuple[SnapshotTruth, ...]:
+        """The committed snapshots of an image's layers, base first (keys = its ChainIDs)."""
+        return tuple(self.snapshot(key) for key in self.image(ref).chain_ids)
+
     def container(self, cid: str) -> ContainerdContainerTruth:
         for container in self.containers:
             if cid in (container.id, container.name):

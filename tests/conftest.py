@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
-from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -24,7 +24,7 @@ from fakeroot_builder import CANONICAL_SEED
 from fakeroot_builder.seeds import derived_seed
 
 REPO = Path(__file__).resolve().parent.parent
-_results: dict[tuple[str, int], list[str]] = defaultdict(list)
+pytest_plugins = ["dockerlab.pytest_report"]
 
 
 # -- options and seeds ---------------------------------------------------------------------------
@@ -174,11 +174,73 @@ def _bad(obj: Any) -> Any:
     raise TypeError(f"returned a {type(obj).__name__}, which is not plain data (str, int, list, dict, None)")
 
 
+def _lists_diff(got: Any, expected: dict[str, list[Any]], limit: int = 4) -> list[str]:
+    """A short account of how two ``{key: [paths]}`` answers differ: missing, extra, wrong key."""
+    if not isinstance(got, dict) or not all(isinstance(v, list) for v in got.values()):
+        return []
+    where = {p: k for k, paths in expected.items() for p in paths}
+    said = {p: k for k, paths in got.items() for p in paths if isinstance(p, str)}
+    lines = []
+    wrong = sorted(p for p in set(where) & set(said) if where[p] != said[p])
+    for p in wrong[:limit]:
+        lines.append(f"{p}: you say {said[p]!r}, it is {where[p]!r}")
+    for key in expected:
+        if key not in got:
+            lines.append(f"the key {key!r} is missing")
+            continue
+        missing = sorted(p for p in expected[key] if p not in said)
+        extra = sorted(p for p in got[key] if p not in where)
+        for what, paths in (("missing from", missing), ("should not be in", extra)):
+            if paths:
+                shown = ", ".join(paths[:limit]) + (f" (+{len(paths) - limit} more)" if len(paths) > limit else "")
+                lines.append(f"{what} {key!r}: {shown}")
+    for key in got:
+        if key not in expected:
+            lines.append(f"unexpected key {key!r}")
+    return lines
+
+
+def _options_diff(got: Any, expected: Any, width: int = 150) -> list[str]:
+    """For ``key=value,key=value`` answers (mount options): the options that differ, one a line."""
+    if not (isinstance(got, str) and isinstance(expected, str) and "=" in expected and "," in expected):
+        return []
+    mine = dict(part.partition("=")[::2] for part in got.split(","))
+    want = dict(part.partition("=")[::2] for part in expected.split(","))
+    lines = []
+    for key in list(want) + [k for k in mine if k not in want]:
+        if mine.get(key) != want.get(key):
+            a, b = mine.get(key), want.get(key)
+            if a is not None and b is not None and ":" in b:  # a ':'-joined list: the first entry that differs
+                pa, pb = a.split(":"), b.split(":")
+                i = next((i for i, (x, y) in enumerate(zip(pa, pb)) if x != y), min(len(pa), len(pb)))
+                lines.append(f"{key}: entry {i + 1} of {len(pb)} differs: got {pa[i] if i < len(pa) else None!r}, "
+                             f"expected {pb[i] if i < len(pb) else None!r} (you have {len(pa)} entries)")
+            else:
+                lines.append(f"{key}: got {str(a)[:width]!r}, expected {str(b)[:width]!r}")
+    return lines
+
+
 class Checker:
     """Calls a student's function and fails with the task, the input, got, expected and the hint."""
 
     def __init__(self, task: labinfo.Task | None) -> None:
         self.task = task
+        self.damage: list[str] = []
+
+    def damaged(self, what: str) -> None:
+        """Say how a test damaged its root; failures then show it."""
+        self.damage.append(what)
+
+    def _damage(self) -> str:
+        return "".join(f"\n  damaged:  {d}" for d in self.damage)
+
+    @staticmethod
+    def _roots(args: tuple[Any, ...], text: str) -> str:
+        """``text`` with every root's absolute path shown as ``<root>``."""
+        for a in args:
+            if isinstance(a, BuiltRoot):
+                text = text.replace(str(a.path), "<root>")
+        return text
 
     def _header(self) -> str:
         return f"Task {self.task.number} ({self.task.title})" if self.task else "This check"
@@ -202,7 +264,7 @@ class Checker:
             return _plain(func(*real))
         except Exception as exc:  # reported below, outside the handler, without a chained traceback
             message = self._failure(exc, shown)
-        pytest.fail(message, pytrace=False)
+        pytest.fail(self._roots(args, message + self._damage()), pytrace=False)
 
     def __call__(self, func: Callable[..., Any], *args: Any, expect: Any, normalize: Callable[[Any], Any] | None = None) -> None:
         got = self.call(func, *args)
@@ -216,12 +278,20 @@ class Checker:
         if got != expected:
             name = getattr(func, "__name__", "function")
             shown = f"{name}({', '.join(_show(a) for a in args)})"
+            lines = _lists_diff(got, expected) if isinstance(expected, dict) and all(
+                isinstance(v, list) for v in expected.values()) else _options_diff(
+                self._roots(args, got) if isinstance(got, str) else got, self._roots(args, expected))
+            if lines:
+                detail = "".join(f"\n    {line}" for line in lines)
+                answer = f"\n  differs:{detail}"
+            else:
+                answer = f"\n  got:      {got!r}\n  expected: {expected!r}"
             pytest.fail(
-                f"{self._header()}: wrong answer\n  call:     {shown}\n  got:      {got!r}\n  expected: {expected!r}{self._hint()}",
+                self._roots(args, f"{self._header()}: wrong answer{self._damage()}\n  call:     {shown}{answer}{self._hint()}"),
                 pytrace=False,
             )
 
-    def raises(self, func: Callable[..., Any], *args: Any, error: type[BaseException], mentions: str = "") -> None:
+    def raises(self, func: Callable[..., Any], *args: Any, error: type[BaseException], mentions: str | re.Pattern[str] = "") -> None:
         name = getattr(func, "__name__", "function")
         shown = f"{name}({', '.join(_show(a) for a in args)})"
         real = [str(a.path) if isinstance(a, BuiltRoot) else a for a in args]
@@ -230,14 +300,18 @@ class Checker:
             result = func(*real)
             message = f"{self._header()}: {shown} returned {result!r}; expected it to raise {error.__name__}{self._hint()}"
         except error as exc:
-            if mentions and mentions not in str(exc):
-                message = f"{self._header()}: {shown} raised {type(exc).__name__} without naming {mentions!r}: {exc}"
+            text = str(exc)  # "<path>: <problem>" (only the text crosses the grader's sandbox)
+            if not text.strip() or text.startswith("None:") or text.endswith(": None"):
+                message = (f"{self._header()}: {shown} raised {type(exc).__name__}({text!r}) without saying where"
+                           f" and what (give both: {error.__name__}(path, problem)){self._hint()}")
+            elif mentions and not (mentions.search(text) if isinstance(mentions, re.Pattern) else mentions in text):
+                message = f"{self._header()}: {shown} raised {type(exc).__name__} without naming {getattr(mentions, 'pattern', mentions)!r}: {exc}{self._hint()}"
         except Exception as exc:
             message = self._failure(exc, shown)
             if not isinstance(exc, (NotImplementedError, MissingFunction)):
                 message += f"\n  expected: {error.__name__}"
         if message:
-            pytest.fail(message, pytrace=False)
+            pytest.fail(self._roots(args, message + self._damage()), pytrace=False)
 
 
 @pytest.fixture
@@ -246,46 +320,9 @@ def check(request: pytest.FixtureRequest) -> Checker:
     return Checker(_task_of(request.node))
 
 
-# -- progress summary ----------------------------------------------------------------------------
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
-    outcome = yield
-    report = outcome.get_result()
-    task = _task_of(item)
-    if task is None:
-        return
-    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
-        _results[(task.lab, task.number)].append(report.outcome)
-
-
-def task_results() -> dict[tuple[str, int], list[str]]:
-    """Outcomes of graded tests so far, by (lab, task)."""
-    return _results
+# -- progress summary: dockerlab.pytest_report (calm failures, the progress table last) -------------
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if not _results:
-        return
-    write = terminalreporter.write_line
-    for lab in labinfo.labs():
-        rows = [(t, _results.get((lab.id, t.number))) for t in lab.tasks]
-        if not any(r for _, r in rows):
-            continue
-        # a task is done when none of its tests failed and at least one passed (skips are neutral)
-        done = [t for t, r in rows if r and "failed" not in r and "passed" in r]
-        write("")
-        write(f"{lab.id} — {lab.title}: {len(done)}/{len(lab.tasks)} tasks done, "
-              f"{sum(t.points for t in done)}/{lab.points} points")
-        for task, outcomes in rows:
-            if not outcomes:
-                mark, note = "·", "not run"
-            elif task in done:
-                mark, note = "✓", f"{task.points}/{task.points}"
-            else:
-                mark, note = "✗", f"0/{task.points}   dockerlab hint {lab.id} {task.number}"
-            write(f"  {mark} task {task.number}  {task.title:<42} {note}")
-    if student_id() is None and not os.environ.get("DOCKERLAB_HIDDEN_SEEDS"):
-        write("")
-        write("Tip: set your student id once (dockerlab student-id <id>) to be tested on your own tree too.")
+    if student_id() is None and not os.environ.get("DOCKERLAB_HIDDEN_SEEDS") and terminalreporter.config.getoption("--impl") == "labs":
+        terminalreporter.write_line("Tip: `dockerlab student-id <your id>` also tests you on a tree of your own.")

@@ -89,10 +89,10 @@ _GRADED = [f"tests/test_{lab.id}.py" for lab in LABS]
 def _graded_run(impl: str, tmp_path: Path) -> dict[str, str]:
     """Run the graded tests against ``impl`` in a fresh pytest; outcome per test id."""
     report = tmp_path / f"{impl}.xml"
-    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", DOCKERLAB_PROGRESS="0")  # not the student's progress
     subprocess.run(
         [sys.executable, "-m", "pytest", *_GRADED, "--impl", impl,
-         "-q", "-p", "no:cacheprovider", f"--junitxml={report}"],
+         "-q", "-v", "-p", "no:cacheprovider", f"--junitxml={report}"],  # -v: every test, even of untouched stubs
         cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
     )
     outcomes = {}

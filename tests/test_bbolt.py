@@ -484,3 +484,21 @@ def test_random_corruption_raises_bolterror_and_nothing_else():
         except BoltError:
             outcomes["BoltError"] += 1
     assert outcomes["BoltError"] > 150 and outcomes["read"] > 30
+
+
+@pytest.mark.parametrize(("seed", "images"), [(2023, None), (7, ["nginx:latest", "alpine:3.19"])], ids=["canonical", "small"])
+def test_bbolt_accepts_the_databases_the_containerd_store_builder_writes(go_check, tmp_path: Path, seed, images):
+    from fakeroot_builder.cache import cached_root
+
+    built = cached_root(seed=seed, images=images, store="containerd")
+    ct = built.truth.containerd
+    for rel, bucket, sequence in (
+        ("io.containerd.metadata.v1.bolt/meta.db", "v1/moby/snapshots/overlayfs", ct.meta_sequence),
+        ("io.containerd.snapshotter.v1.overlayfs/metadata.db", "v1/snapshots", ct.snapshot_sequence),
+    ):
+        copy = tmp_path / rel.rsplit("/", 1)[1]
+        shutil.copy(built.path / rel, copy)
+        walk = go_check.run(copy, "-mutate", "-nextseq", bucket)
+        assert walk.summary["check"] == "ok" and walk.summary["freepages"] == 0, rel
+        assert walk.items == boltcheck.flatten(bbolt.read(built.path / rel)), rel
+        assert walk.extra == [{"nextseq": sequence + 1}], rel

@@ -782,6 +782,16 @@ def test_without_mknod_and_trusted_xattrs_the_build_warns_and_uses_recognised_fa
         assert xattr(p, "trusted.overlay.opaque") is None
         assert_opaque(p, truth.forms)
     assert not [p for p in walk(target) if stat.S_ISCHR(os.lstat(p).st_mode)]
+    # the reference reader finds every change through the fallback forms
+    from solutions.lab2 import overlay
+
+    keys = ("added", "changed", "deleted", "opaque")
+    for layer in truth.layers().values():
+        want = {k: list(getattr(layer.changes, k)) for k in keys}
+        assert overlay.layer_changes(str(target), layer.cache_id) == want, layer.cache_id
+    for c in truth.containers:
+        want = {k: list(getattr(c.changes, k)) for k in keys}
+        assert overlay.layer_changes(str(target), c.mount_id) == want, c.mount_id
     # the leftover in a mounted layer's work/work is a whiteout of the same form
     for c in truth.containers:
         work = target / "overlay2" / c.mount_id / "work" / "work"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import importlib
 import os
 import re
 import shutil
@@ -334,4 +335,55 @@ def test_a_missing_package_is_one_line_naming_the_install_and_nothing_is_written
     code = cli.main(["grade", str(tmp_path / "class"), "--out", str(out), "--labs", "lab1", "--no-progress"])
     err = capsys.readouterr().err
     assert code == 2 and not out.exists()
-    assert err.count("\n") == 1 and "'pytest' is not installed" in err and "pip install tox -e ." in err
+    assert err.count("\n") == 1 and "'pytest' is not installed" in err and cli.INSTALL in err
+
+
+def test_clean_finishes_what_rm_rf_left_as_a_user_and_refuses_look_alikes(tmp_path, capsys):
+    """As a user `rm -rf` stops at each mounted layer's work/work (mode 0000); clean removes the rest."""
+    import stat as st
+
+    out = tmp_path / "root"
+    assert main(["build", "--out", str(out), "--images", "nginx:latest,alpine:3.19"]) == 0
+    locked = [p for p in out.glob("overlay2/*/work/work") if st.S_IMODE(p.lstat().st_mode) == 0]
+    assert locked
+    keep = {a for p in locked for a in [p, *p.parents]}
+    for dirpath, dirnames, filenames in os.walk(out, topdown=False):  # what rm -rf removes as a user
+        for name in filenames + dirnames:
+            p = Path(dirpath) / name
+            if p in keep:
+                continue
+            if p.is_dir() and not p.is_symlink():
+                p.chmod(0o700)
+                if not any(p.iterdir()):
+                    p.rmdir()
+            else:
+                p.unlink()
+    assert sorted(p.name for p in out.iterdir()) == ["overlay2"]
+    assert main(["clean", str(out)]) == 0 and not out.exists()
+
+    fake = tmp_path / "fake"
+    (fake / "overlay2" / "photos").mkdir(parents=True)
+    assert main(["clean", str(fake)]) == 2 and (fake / "overlay2" / "photos").is_dir()
+
+
+def test_the_install_a_missing_package_names_is_the_readme_s():
+    from dockerlab import cli
+
+    assert cli.INSTALL in (REPO / "README.md").read_text()
+
+
+def test_a_command_module_missing_a_package_is_one_line_too(monkeypatch, capsys):
+    """A command whose module imports a package that is not installed: one line, no traceback."""
+    from dockerlab import cli
+
+    real = importlib.import_module
+
+    def fake(name, *args):
+        if name == cli._COMMAND_MODULES[0]:
+            raise ModuleNotFoundError("No module named '_pytest'", name="_pytest")
+        return real(name, *args)
+
+    monkeypatch.setattr(importlib, "import_module", fake)
+    assert cli.main(["grade", "class"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'pytest' is not installed" in err and cli.INSTALL in err

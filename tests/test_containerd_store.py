@@ -302,6 +302,7 @@ def test_image_snapshot_keys_are_the_chain_ids_of_the_configs_diff_ids(root, met
         ids = chain(config["rootfs"]["diff_ids"])
         assert list(image.chain_ids) == ids == list(truth.image(image.name).db_ids)
         assert set(ids) <= keys
+        assert [s.key for s in truth.containerd.image_snapshots(image.name)] == ids
 
 
 def test_meta_db_and_metadata_db_agree_on_names_parents_and_ids(meta, sndb, truth):
@@ -523,6 +524,8 @@ def test_without_mknod_and_trusted_xattrs_the_build_warns_and_uses_the_classic_f
     with pytest.warns(DegradedRootWarning):
         truth = build_root(target, images=["nginx:latest"], store="containerd")
     assert any("whiteout" in n for n in truth.notes) and any("opaque" in n for n in truth.notes)
+    assert truth.forms["whiteout"] in ("user.overlay.whiteout", "mode-0000 file")
+    assert truth.forms["opaque"] in ("user.overlay.opaque", "unmarked")
     ct = truth.containerd
     for layer in truth.image("nginx:latest").layers:
         fs = target / ct.snapshot(layer.db_id).fs_dir
@@ -569,3 +572,30 @@ def test_an_interrupted_containerd_build_leaves_nothing_and_keeps_the_old_tree(t
         main(["build", "--out", str(out), "--store", "containerd", "--images", "alpine:3.19", "--force"])
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == before
     assert [p.name for p in tmp_path.iterdir()] == ["root"]
+
+
+def test_the_root_of_a_running_containerd_is_refused_even_when_relative(tmp_path):
+    import subprocess
+    import time
+
+    from fakeroot_builder.safety import running_daemon_roots
+
+    if not Path("/proc/self/cmdline").exists():
+        pytest.skip("no /proc on this platform")
+    # a process whose argv is "containerd … --root rel/root", started in tmp_path
+    proc = subprocess.Popen(
+        ["bash", "-c", 'exec -a containerd sh -c "sleep 30; true" x --root rel/root'], cwd=tmp_path
+    )
+    try:
+        for _ in range(100):
+            if Path(f"/proc/{proc.pid}/cmdline").read_bytes().startswith(b"containerd\0"):
+                break
+            time.sleep(0.02)
+        assert (tmp_path / "rel" / "root").resolve() in running_daemon_roots()
+        with pytest.raises(LiveDockerRootError):
+            check_target(tmp_path / "rel" / "root", force=True)
+        with pytest.raises(LiveDockerRootError):
+            check_target(tmp_path / "rel", force=True)  # a directory holding it
+    finally:
+        proc.kill()
+        proc.wait()

@@ -163,3 +163,57 @@ def test_the_reference_reader_reads_what_real_containerd_wrote(version, tmp_path
             "key": key, "name": name, "id": _uvarint(snapshotter[("v1", "snapshots", name, "id")]),
             "kind": kind, "parent": parent.decode() if parent else None,
         }
+
+
+@pytest.mark.parametrize("handout", ["README.md", "README.ko.md"])
+def test_the_handout_example_is_what_inspect_prints_on_the_canonical_tree(handout, ctd, capsys):
+    text = (REPO / "labs" / "lab3" / handout).read_text(encoding="utf-8")
+    example = text.split("<!-- example:begin -->\n```\n", 1)[1].split("```\n<!-- example:end -->", 1)[0]
+    assert main(["inspect", "nginx", "--root", str(ctd.path)]) == 0
+    assert capsys.readouterr().out.replace(str(ctd.path), "/home/you/fake-containerd") == example
+
+
+# -- draw ----------------------------------------------------------------------------------------
+
+
+def test_draw_of_a_containerd_root_shows_snapshot_dirs_and_a_container_on_top(ctd, capsys):
+    ct = ctd.truth.containerd
+    image = ct.image("nginx:latest")
+    container = min((c for c in ct.containers if c.image == "nginx:latest"), key=lambda c: c.id)
+    assert main(["draw", "nginx", "--root", str(ctd.path)]) == 0
+    out = capsys.readouterr().out
+    assert "(containerd;" in out and "snapshot key = ChainID" in out
+    for key in image.chain_ids:
+        assert f"dir snapshots/{ct.snapshot(key).id}" in out and key[7:19] in out
+    assert f"{container.id[:12]} (container, read-write)" in out
+    assert f"dir snapshots/{ct.snapshot(container.snapshot).id}" in out
+    assert f"dir snapshots/{ct.snapshot(container.init_snapshot).id}" in out
+    assert out.index("(container, read-write)") < out.index("layer 1 (base)")  # base at the bottom
+
+
+def test_draw_svg_of_a_containerd_root(ctd, tmp_path, capsys):
+    svg = tmp_path / "nginx.svg"
+    assert main(["draw", "nginx", "--root", str(ctd.path), "--no-container", "--svg", str(svg)]) == 0
+    text = svg.read_text(encoding="utf-8")
+    assert text.startswith("<svg") and "(containerd)" in text and "snapshot key = ChainID" in text
+    assert "(container, read-write)" not in text
+
+
+def test_inspect_impl_labs_on_a_containerd_root_stands_in_for_unwritten_functions(ctd, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    shutil.copytree(REPO / "labs", tmp_path / "labs", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "solutions" / "lab3" / "containerd.py", tmp_path / "labs" / "lab3" / "containerd.py")
+    stub = (tmp_path / "labs" / "lab3" / "containerd.py").read_text()
+    marker = "def read_snapshot(root: str, key: str) -> dict:\n"
+    head, tail = stub.split(marker)
+    body_end = tail.index("\n\n\ndef ")
+    (tmp_path / "labs" / "lab3" / "containerd.py").write_text(
+        head + marker + '    """Not written yet."""\n    raise NotImplementedError("task 3")' + tail[body_end:])
+    os.symlink(REPO / "solutions", tmp_path / "solutions")
+    monkeypatch.setenv("DOCKERLAB_REPO", str(tmp_path))
+    assert main(["inspect", "nginx", "--root", str(ctd.path), "--impl", "labs", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["sources"]["image_target"] == "yours" and got["sources"]["read_snapshot"] == "reference"
+    ct = ctd.truth.containerd
+    assert [layer["snapshot_id"] for layer in got["layers"]] == [ct.snapshot(k).id for k in ct.image("nginx:latest").chain_ids]

@@ -5,11 +5,22 @@ Run: ``tox -e lab1`` (your code) · ``tox -e lab1 -- -k task3`` (one task) · ``
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import shutil
+
 import pytest
 
 from fakeroot_builder import corrupt
 from fakeroot_builder.cache import graded_root
-from fakeroot_builder.errors import ParentCycleError, UnknownReferenceError
+from fakeroot_builder.errors import (
+    CorruptJSONError,
+    MalformedIdError,
+    MissingEntryError,
+    ParentCycleError,
+    UnknownReferenceError,
+)
 
 task = pytest.mark.task
 
@@ -66,13 +77,91 @@ def test_short_and_full_image_ids_resolve_to_the_same_image(lab1, root, check):
 def test_digest_and_registry_qualified_references_resolve(lab1, root, check):
     image = root.truth.image("nginx:latest")
     digest_ref = next(r for r in image.refs if "@" in r)
-    for ref in (digest_ref, "docker.io/library/nginx:latest", "nginx:1.25"):
+    for ref in (digest_ref, "docker.io/library/nginx:latest", "index.docker.io/library/nginx", "nginx:1.25"):
         check(lab1.resolve_image, root, ref, expect=image.image_id)
+
+
+@task("lab1", 1)
+def test_every_reference_of_every_image_resolves_to_it(lab1, root, check):
+    """Tags and digest references alike: ``nginx@<nginx:alpine's digest>`` is nginx:alpine."""
+    refs = [(ref, image) for image in root.truth.images for ref in image.refs]
+    assert any("@" in ref for ref, _ in refs)
+    for ref, image in refs:
+        check(lab1.resolve_image, root, ref, expect=image.image_id)
+
+
+def _shared_prefix(ids):
+    """The longest prefix two of ``ids`` share (bare hex), and the ids sharing it."""
+    best, pair = "", []
+    for a in ids:
+        for b in ids:
+            if a < b:
+                n = len(os.path.commonprefix([a, b]))
+                if n > len(best):
+                    best, pair = a[:n], [a, b]
+    return best, [i for i in ids if i.startswith(best)] if best else pair
+
+
+@task("lab1", 1)
+def test_a_short_id_two_images_share_is_ambiguous(lab1, root, small, broken_copy, check):
+    ids = [image.image_id[7:] for image in root.truth.images]
+    prefix, sharing = _shared_prefix(ids)
+    if prefix:  # found in the tree
+        check.raises(lab1.resolve_image, root, prefix, error=UnknownReferenceError, mentions=prefix)
+        for image_hex in sharing:  # one character more is unique again
+            short = image_hex[: len(prefix) + 1]
+            if sum(i.startswith(short) for i in ids) == 1:
+                check(lab1.resolve_image, root, short, expect="sha256:" + image_hex)
+    # and made: a second config whose name starts with the same 12 characters as nginx's
+    broken = broken_copy(small)
+    image = broken.truth.image("nginx:latest")
+    content = broken.path / "image/overlay2/imagedb/content/sha256"
+    twin = image.image_id[7:19] + ("f" if image.image_id[19] != "f" else "e") * 52
+    (content / twin).write_bytes((content / image.image_id[7:]).read_bytes())
+    check.damaged(f"imagedb/content/sha256/ holds a second config whose name starts with {image.image_id[7:19]}")
+    check.raises(lab1.resolve_image, broken, image.image_id[7:19], error=UnknownReferenceError)
+    check(lab1.resolve_image, broken, image.image_id, expect=image.image_id)
 
 
 @task("lab1", 1)
 def test_an_unknown_image_is_an_error_naming_it(lab1, root, check):
     check.raises(lab1.resolve_image, root, "no-such-image:1", error=UnknownReferenceError, mentions="no-such-image")
+
+
+@task("lab1", 1)
+def test_a_broken_repositories_json_or_config_is_an_error_naming_the_file(lab1, small, broken_copy, check):
+    broken = broken_copy(small)
+    store = broken.path / "image/overlay2"
+    image = broken.truth.image("nginx:latest")
+    repos = store / "repositories.json"
+    text = repos.read_text()
+    repos.write_text(text.replace(image.image_id, "sha256:not-an-id"))
+    check.damaged("repositories.json: every reference of nginx:latest now points at 'sha256:not-an-id'")
+    check.raises(lab1.resolve_image, broken, next(r for r in image.refs if r.startswith("nginx:")),
+                 error=MalformedIdError, mentions="image/overlay2/repositories.json")
+    repos.write_text('{"Repositories": ["nginx"]}')
+    check.damaged('repositories.json now holds {"Repositories": ["nginx"]}')
+    check.raises(lab1.resolve_image, broken, "nginx", error=CorruptJSONError, mentions="image/overlay2/repositories.json")
+    repos.unlink()  # a daemon that never pulled: no repositories.json; ids still resolve
+    check(lab1.resolve_image, broken, image.image_id, expect=image.image_id)
+    check.raises(lab1.resolve_image, broken, "nginx", error=UnknownReferenceError, mentions="nginx")
+    repos.write_text("{}")  # a daemon whose repositories.json has no repositories yet
+    check(lab1.resolve_image, broken, image.image_id[7:19], expect=image.image_id)
+    check.raises(lab1.resolve_image, broken, "nginx", error=UnknownReferenceError, mentions="nginx")
+    repos.unlink()
+    config = store / "imagedb/content/sha256" / image.image_id[7:]
+    doc = json.loads(config.read_text())
+    doc["rootfs"]["diff_ids"][1] = "sha256:short"
+    config.write_text(json.dumps(doc))
+    check.damaged(f"the config of nginx:latest: its second diff id is now 'sha256:short'")
+    check.raises(lab1.image_layer_ids, broken, image.image_id, error=MalformedIdError, mentions=f"imagedb/content/sha256/{image.image_id[7:]}")
+    del doc["rootfs"]
+    config.write_text(json.dumps(doc))
+    check.damaged("the config of nginx:latest lost its rootfs")
+    check.raises(lab1.image_layer_ids, broken, image.image_id, error=CorruptJSONError, mentions=f"imagedb/content/sha256/{image.image_id[7:]}")
+    shutil.rmtree(store / "imagedb")
+    check.damaged("image/overlay2/imagedb/ was removed (a daemon that never stored an image)")
+    check.raises(lab1.resolve_image, broken, image.image_id[7:19], error=UnknownReferenceError, mentions=image.image_id[7:19])
 
 
 @task("lab1", 1)
@@ -104,6 +193,34 @@ def test_every_layer_db_entry_reads_back_as_written(lab1, root, check):
 def test_a_base_layer_has_no_parent(lab1, root, check):
     base = root.truth.image("busybox:latest").layers[0]
     check(lab1.read_layer, root, base.db_id, expect=_entry(base))
+
+
+@task("lab1", 2)
+def test_a_missing_layer_db_entry_is_an_error(lab1, root, check):
+    absent = "sha256:" + "0" * 64
+    assert absent not in root.truth.layers()
+    check.raises(lab1.read_layer, root, absent, error=MissingEntryError, mentions=f"{root.path}/image/overlay2/layerdb/sha256/{'0' * 64}")
+
+
+@task("lab1", 2)
+def test_a_layer_db_entry_without_its_cache_id_file_is_an_error(lab1, small, broken_copy, check):
+    broken = broken_copy(small)
+    layer = broken.truth.image("nginx:latest").layers[2]
+    (broken.path / "image/overlay2/layerdb/sha256" / layer.db_id[7:] / "cache-id").unlink()
+    check.damaged(f"layer 3 of nginx:latest ({layer.db_id[:19]}…) lost its cache-id file")
+    check.raises(lab1.read_layer, broken, layer.db_id, error=MissingEntryError, mentions=f"layerdb/sha256/{layer.db_id[7:]}/cache-id")
+
+
+@task("lab1", 2)
+def test_a_malformed_layer_db_file_is_an_error_naming_it(lab1, small, broken_copy, check):
+    broken = broken_copy(small)
+    check.raises(lab1.read_layer, broken, "not-a-db-id", error=MalformedIdError, mentions="not-a-db-id")
+    layers = broken.truth.image("nginx:latest").layers
+    for layer, name, value in ((layers[1], "cache-id", "not-a-cache-id"), (layers[2], "size", "12kB"),
+                               (layers[3], "parent", "sha256:nope"), (layers[4], "diff", "nope")):
+        (broken.path / "image/overlay2/layerdb/sha256" / layer.db_id[7:] / name).write_text(value)
+        check.damaged(f"layer {layers.index(layer) + 1} of nginx:latest: its {name} file now holds {value!r}")
+        check.raises(lab1.read_layer, broken, layer.db_id, error=MalformedIdError, mentions=f"layerdb/sha256/{layer.db_id[7:]}/{name}")
 
 
 # -- task 3 --------------------------------------------------------------------------------------
@@ -146,6 +263,13 @@ def test_db_id_in_an_image_is_the_one_of_its_own_stack(lab1, root, check):
             check(lab1.db_id_in_image, root, name, layer.layer_id, expect=layer.db_id)
 
 
+@task("lab1", 3)
+def test_a_layer_of_another_image_has_no_db_id_in_this_one(lab1, root, check):
+    nginx, alpine = root.truth.image("nginx:latest"), root.truth.image("alpine:3.19")
+    foreign = next(x for x in alpine.layer_ids if x not in nginx.layer_ids)
+    check.raises(lab1.db_id_in_image, root, "nginx", foreign, error=UnknownReferenceError, mentions=foreign)
+
+
 # -- task 4 --------------------------------------------------------------------------------------
 
 
@@ -170,6 +294,17 @@ def test_the_shared_base_layer_is_one_directory_for_four_images(lab1, root, chec
     base = root.truth.image(names[0]).layers[0]
     for name in names:
         check(lab1.layer_diff_dir, root, name, base.layer_id, expect=str(root.path / base.diff_dir), normalize=os.path.normpath)
+
+
+@task("lab1", 4)
+def test_a_missing_cache_directory_is_an_error_naming_it(lab1, small, broken_copy, check):
+    broken = broken_copy(small)
+    layer = broken.truth.image("nginx:latest").layers[2]
+    corrupt.remove_cache_dir(broken.path, broken.truth, layer)
+    check.damaged(f"overlay2/{layer.cache_id[:12]}… (layer 3 of nginx:latest) was removed")
+    check.raises(lab1.layer_diff_dir, broken, "nginx", layer.layer_id, error=MissingEntryError, mentions=f"{broken.path}/overlay2/{layer.cache_id}/diff")
+    other = broken.truth.image("nginx:alpine").layers[0]
+    check.raises(lab1.layer_diff_dir, broken, "nginx", other.layer_id, error=UnknownReferenceError, mentions=other.layer_id)
 
 
 # -- task 5 --------------------------------------------------------------------------------------
@@ -220,8 +355,11 @@ def test_a_layer_entry_with_the_wrong_diff_does_not_match(lab1, small, broken_co
 def test_a_parent_cycle_is_reported_not_followed_forever(lab1, small, broken_copy, check):
     broken = broken_copy(small)
     image = broken.truth.image("nginx:latest")
-    corrupt.parent_cycle(broken.path, broken.truth, image.layers[0], image.layers[-1])
-    check.raises(lab1.image_stack, broken, "nginx", error=ParentCycleError)
+    corrupt.parent_cycle(broken.path, broken.truth, image.layers[1], image.layers[-2])
+    check.damaged("layer 2 of nginx:latest: its parent file now points at layer 6 (the walk from the top loops)")
+    loop = "|".join(x.db_id[7:] for x in image.layers[1:-1])
+    check.raises(lab1.image_stack, broken, "nginx", error=ParentCycleError,
+                 mentions=re.compile(rf"{re.escape(str(broken.path))}/image/overlay2/layerdb/sha256/({loop})/parent\b"))
 
 
 # -- task 6 --------------------------------------------------------------------------------------

@@ -5,10 +5,19 @@ Run: ``tox -e lab2`` (your code) · ``tox -e lab2 -- -k task4`` (one task) · ``
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import pytest
 
 from fakeroot_builder import corrupt
-from fakeroot_builder.errors import DanglingLinkError, TooManyLowersError
+from fakeroot_builder.errors import (
+    DanglingLinkError,
+    MalformedIdError,
+    MissingEntryError,
+    TooManyLowersError,
+    UnknownReferenceError,
+)
 
 task = pytest.mark.task
 
@@ -42,7 +51,26 @@ def test_a_link_pointing_nowhere_is_an_error(lab2, small, broken_copy, check):
     broken = broken_copy(small)
     layer = broken.truth.image("nginx:latest").layers[0]
     (broken.path / "overlay2/l" / layer.link).unlink()
-    check.raises(lab2.resolve_link, broken, layer.link, error=DanglingLinkError, mentions=layer.link)
+    check.raises(lab2.resolve_link, broken, layer.link, error=DanglingLinkError, mentions=f"{broken.path}/overlay2/l/{layer.link}")
+
+
+@task("lab2", 1)
+def test_a_malformed_or_misdirected_link_is_an_error_naming_it(lab2, small, broken_copy, check):
+    broken = broken_copy(small)
+    layers = broken.truth.image("nginx:latest").layers
+    check.raises(lab2.read_link, broken, "0" * 64, error=MissingEntryError, mentions=f"{broken.path}/overlay2/{'0' * 64}")
+    check.raises(lab2.resolve_link, broken, "not-a-link", error=MalformedIdError, mentions="not-a-link")
+    (broken.path / "overlay2" / layers[1].cache_id / "link").write_text("short")
+    check.damaged(f"layer 2 of nginx:latest: its link file now holds 'short'")
+    check.raises(lab2.read_link, broken, layers[1].cache_id, error=MalformedIdError, mentions=f"{broken.path}/overlay2/{layers[1].cache_id}/link")
+    link = broken.path / "overlay2/l" / layers[2].link
+    link.unlink()
+    link.symlink_to("../nowhere/diff")
+    check.damaged(f"l/{layers[2].link} now points at ../nowhere/diff")
+    check.raises(lab2.resolve_link, broken, layers[2].link, error=DanglingLinkError, mentions=f"{broken.path}/overlay2/l/{layers[2].link}")
+    shutil.rmtree(broken.path / "overlay2" / layers[3].cache_id / "diff")
+    check.damaged(f"overlay2/{layers[3].cache_id[:12]}…/diff (layer 4 of nginx:latest) was removed")
+    check.raises(lab2.resolve_link, broken, layers[3].link, error=DanglingLinkError, mentions=f"{broken.path}/overlay2/l/{layers[3].link}")
 
 
 # -- task 2 --------------------------------------------------------------------------------------
@@ -81,7 +109,21 @@ def test_more_than_128_lowers_is_an_error(lab2, small, broken_copy, check):
     broken = broken_copy(small)
     layer = broken.truth.image("nginx:latest").layers[-1]
     corrupt.too_many_lowers(broken.path, broken.truth, layer)
-    check.raises(lab2.lower_chain, broken, layer.cache_id, error=TooManyLowersError)
+    check.damaged("the top layer of nginx:latest: its lower file lists 129 layers")
+    check.raises(lab2.lower_chain, broken, layer.cache_id, error=TooManyLowersError, mentions=f"{broken.path}/overlay2/{layer.cache_id}/lower")
+    (broken.path / "overlay2" / layer.cache_id / "lower").write_text(":".join([f"l/{layer.lower[0]}"] * 128))
+    check.damaged("the top layer of nginx:latest: its lower file lists its parent 128 times (the most overlay2 allows)")
+    cache = _cache_of_link(broken.truth)
+    check(lab2.lower_chain, broken, layer.cache_id, expect=[cache[layer.lower[0]]] * 128)
+
+
+@task("lab2", 2)
+def test_a_lower_entry_not_under_l_is_an_error(lab2, small, broken_copy, check):
+    broken = broken_copy(small)
+    layer = broken.truth.image("nginx:latest").layers[-1]
+    (broken.path / "overlay2" / layer.cache_id / "lower").write_text(f"x/{layer.lower[0]}")
+    check.damaged(f"the top layer of nginx:latest: its lower file now holds x/{layer.lower[0]}")
+    check.raises(lab2.lower_chain, broken, layer.cache_id, error=MalformedIdError, mentions=f"{broken.path}/overlay2/{layer.cache_id}/lower")
 
 
 # -- task 3 --------------------------------------------------------------------------------------
@@ -116,6 +158,56 @@ def test_a_dangling_link_breaks_every_layer_above_it(lab2, small, broken_copy, c
     check(lab2.check_lowers, broken, expect=sorted(expected))
 
 
+@task("lab2", 3)
+def test_a_lower_file_wrong_only_far_down_is_reported(lab2, small, broken_copy, check):
+    broken = broken_copy(small)
+    layer = broken.truth.image("nginx:latest").layers[-1]
+    expected = corrupt.replace_far_lower(broken.path, broken.truth, layer)
+    check.damaged(f"the top layer of nginx:latest: the last (base) entry of its lower file now names another layer")
+    check(lab2.check_lowers, broken, expect=sorted(expected))
+
+
+@task("lab2", 3)
+def test_a_missing_cache_id_file_breaks_its_layer_and_every_layer_above(lab2, small, broken_copy, check):
+    broken = broken_copy(small)
+    layer = broken.truth.image("nginx:latest").layers[2]
+    (broken.path / "image/overlay2/layerdb/sha256" / layer.db_id[7:] / "cache-id").unlink()
+    check.damaged(f"layer 3 of nginx:latest ({layer.db_id[:19]}…) lost its cache-id file")
+    check(lab2.check_lowers, broken, expect=corrupt.above(broken.truth, layer))
+
+
+@task("lab2", 3)
+def test_a_parent_pointing_at_no_entry_breaks_its_layer_and_every_layer_above(lab2, small, broken_copy, check):
+    broken = broken_copy(small)
+    layer = broken.truth.image("nginx:alpine").layers[3]
+    nowhere = "sha256:" + "ab" * 32
+    (broken.path / "image/overlay2/layerdb/sha256" / layer.db_id[7:] / "parent").write_text(nowhere)
+    check.damaged(f"layer 4 of nginx:alpine: its parent file now points at {nowhere[:19]}…, which has no entry")
+    check(lab2.check_lowers, broken, expect=corrupt.above(broken.truth, layer))
+
+
+@task("lab2", 3)
+def test_a_malformed_or_overlong_lower_file_is_reported(lab2, small, broken_copy, check):
+    broken = broken_copy(small)
+    image = broken.truth.image("nginx:latest")
+    malformed, overlong = image.layers[2], image.layers[5]
+    lower = broken.path / "overlay2" / malformed.cache_id / "lower"
+    lower.write_text(lower.read_text().replace("l/", "x/", 1))
+    corrupt.too_many_lowers(broken.path, broken.truth, overlong)
+    check.damaged("layer 3 of nginx:latest: its lower file's first entry starts with x/, not l/")
+    check.damaged("layer 6 of nginx:latest: its lower file lists 129 layers")
+    check(lab2.check_lowers, broken, expect=sorted([malformed.db_id, overlong.db_id]))
+
+
+@task("lab2", 3)
+def test_a_parent_cycle_is_reported_not_followed_forever(lab2, small, broken_copy, check):
+    broken = broken_copy(small)
+    image = broken.truth.image("nginx:latest")
+    corrupt.parent_cycle(broken.path, broken.truth, image.layers[1], image.layers[-2])
+    check.damaged("layer 2 of nginx:latest: its parent file now points at layer 6 (the top layer's walk loops)")
+    check(lab2.check_lowers, broken, expect=corrupt.above(broken.truth, image.layers[1]))
+
+
 # -- task 4 --------------------------------------------------------------------------------------
 
 
@@ -138,6 +230,38 @@ def test_a_container_can_be_named_or_abbreviated(lab2, root, check):
     c = root.truth.containers[0]
     for ref in (c.name, c.id[:12]):
         check(lab2.mount_options, root, ref, expect=_mount_options(root, c))
+
+
+@task("lab2", 4)
+def test_an_id_prefix_two_containers_share_is_ambiguous(lab2, root, broken_copy, check):
+    ids = [c.id for c in root.truth.containers]
+    best = max((os.path.commonprefix([a, b]) for a in ids for b in ids if a < b), key=len)
+    if best:  # found in the tree
+        check.raises(lab2.mount_options, root, best, error=UnknownReferenceError, mentions=best)
+    # and made: a second container directory whose id starts with the same 12 characters
+    broken = broken_copy(root)
+    c = broken.truth.containers[-1]
+    twin = c.id[:12] + ("0" if c.id[12] != "0" else "1") * 52
+    shutil.copytree(broken.path / "containers" / c.id, broken.path / "containers" / twin)
+    check.damaged(f"containers/ holds a second container whose id starts with {c.id[:12]}")
+    check.raises(lab2.mount_options, broken, c.id[:12], error=UnknownReferenceError)
+    check(lab2.mount_options, broken, c.id, expect=_mount_options(broken, c))
+
+
+@task("lab2", 4)
+def test_unknown_or_malformed_containers_are_errors(lab2, root, small, broken_copy, check):
+    c = root.truth.containers[0]
+    check(lab2.mount_options, root, "/" + c.name, expect=_mount_options(root, c))
+    check.raises(lab2.mount_options, root, "", error=UnknownReferenceError)
+    check.raises(lab2.mount_options, root, "no_such_container", error=UnknownReferenceError, mentions="no_such_container")
+    check.raises(lab2.mount_options, small, c.id[:12], error=UnknownReferenceError, mentions=c.id[:12])
+    broken = broken_copy(root)
+    (broken.path / "image/overlay2/layerdb/mounts" / c.id / "mount-id").write_text(c.init_id)
+    check.damaged(f"layerdb/mounts/{c.id[:12]}…/mount-id now names the -init layer")
+    check.raises(lab2.mount_options, broken, c.id, error=MalformedIdError, mentions=f"{broken.path}/image/overlay2/layerdb/mounts/{c.id}/mount-id")
+    shutil.rmtree(broken.path / "containers")
+    check.damaged("containers/ was removed")
+    check.raises(lab2.mount_options, broken, c.id[:12], error=UnknownReferenceError, mentions=c.id[:12])
 
 
 @task("lab2", 4)
@@ -180,6 +304,22 @@ def _changes(changes):
 def test_what_every_layer_of_nginx_changes(lab2, root, check):
     _needs_opaque_marks(root)
     for layer in root.truth.image("nginx:latest").layers:
+        check(lab2.layer_changes, root, layer.cache_id, expect=_changes(layer.changes))
+
+
+@task("lab2", 5)
+def test_whiteouts_re_adds_opaque_dirs_and_type_changes_across_layers(lab2, root, check):
+    """cases:latest: deleted and re-added paths, opaque directories in this layer and in nearer
+    ones, a file over a directory and back, links and odd names (see catalogue/cases.py)."""
+    _needs_opaque_marks(root)
+    for layer in root.truth.image("cases:latest").layers:
+        check(lab2.layer_changes, root, layer.cache_id, expect=_changes(layer.changes))
+
+
+@task("lab2", 5)
+def test_what_every_layer_of_every_image_changes(lab2, root, check):
+    _needs_opaque_marks(root)
+    for layer in root.truth.layers().values():
         check(lab2.layer_changes, root, layer.cache_id, expect=_changes(layer.changes))
 
 

@@ -108,19 +108,26 @@ def test_the_config_digest_is_the_classic_image_id(lab3, croot, check):
 
 def _pull_as_index(root, image, name: str) -> str:
     """Make the record ``name`` point at an index, as a `docker pull` of a multi-platform image
-    leaves it: linux/arm64 first (its blob absent, as Docker keeps only what it pulled), then
-    linux/amd64, the image's manifest. Returns the index digest."""
+    leaves it: an attestation manifest (present, platform unknown/unknown), linux/arm64 (its blob
+    absent, as Docker keeps only what it pulled), then linux/amd64, the image's manifest.
+    Returns the index digest."""
     entry = lambda digest, arch: {  # noqa: E731
         "mediaType": image.target_media_type, "digest": digest, "size": 1234 if arch == "arm64" else image.target_size,
         "platform": {"architecture": arch, "os": "linux"},
     }
     absent = "sha256:" + hashlib.sha256(b"an arm64 manifest that was never pulled").hexdigest()
+    blobs = root.path / "io.containerd.content.v1.content/blobs/sha256"
+    attestation = json.dumps({"schemaVersion": 2, "mediaType": image.target_media_type, "layers": []}).encode()
+    (blobs / hashlib.sha256(attestation).hexdigest()).write_bytes(attestation)  # present, but no platform
     index = json.dumps({
         "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": [entry(absent, "arm64"), entry(image.target_digest, "amd64")],
+        "manifests": [
+            {**entry("sha256:" + hashlib.sha256(attestation).hexdigest(), "unknown"), "size": len(attestation),
+             "platform": {"architecture": "unknown", "os": "unknown"}},
+            entry(absent, "arm64"), entry(image.target_digest, "amd64"),
+        ],
     }).encode()
     digest = "sha256:" + hashlib.sha256(index).hexdigest()
-    blobs = root.path / "io.containerd.content.v1.content/blobs/sha256"
     (blobs / digest[7:]).write_bytes(index)
     meta_path = root.path / "io.containerd.metadata.v1.bolt/meta.db"
     meta = bbolt.read(meta_path)

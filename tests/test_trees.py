@@ -286,3 +286,16 @@ def test_copy_tree_refuses_an_existing_target_and_leaves_no_half_copy(scratch, m
         copy_tree(src, dst)
     assert not dst.exists(), "a failed copy leaves nothing behind"
     assert raw_view(str(src)) == before, "and puts back every mode it borrowed"
+
+
+def test_a_cached_root_left_open_by_a_killed_copy_is_resealed(tmp_path):
+    """A copy killed outright (SIGKILL) while it borrowed work/work's mode leaves it open; the
+    next use of the cached root gives it mode 0000 back, as on a real host."""
+    first = cached_root(seed=5, images=["alpine:3.19"], base=tmp_path)
+    works = sorted(first.path.glob("overlay2/*/work/work"))
+    assert works and all(stat.S_IMODE(w.lstat().st_mode) == 0 for w in works)
+    os.chmod(works[0], 0o700)  # what the killed copy left
+    again = cached_root(seed=5, images=["alpine:3.19"], base=tmp_path)
+    assert again.path == first.path
+    assert [stat.S_IMODE(w.lstat().st_mode) for w in works] == [0] * len(works)
+    assert trees.reseal(again.path, ["overlay2/*/work/work"]) == []

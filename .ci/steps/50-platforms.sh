@@ -39,8 +39,24 @@ as_user 'set -e; cd ~/ci-platforms
 py="$home/ci-platforms/venv/bin/python"
 checks="$home/ci-platforms/course/tests/grading/platform_checks.py"
 
+echo "--- the student (as $user): the released repository's own install and tox, git add -A ($(date -u +%H:%M:%S))"
+as_user 'set -e; cd ~/ci-platforms && cp -r student-all mine && cd mine
+  python3 -m venv .venv && . .venv/bin/activate && pip install -q --disable-pip-version-check tox -e .
+  for lab in $(python -c "from dockerlab.labinfo import labs; print(*(l.id for l in labs()))"); do
+    if tox -e "$lab" > "../tox-$lab-stub.log" 2>&1; then echo "tox -e $lab passed on the stubs" >&2; exit 1; fi
+  done
+  module=$(python -c "from dockerlab.labinfo import labs; print(labs()[0].module)")  # lab 1
+  cp "../course/solutions/$module" "labs/$module"
+  tox -e lab1 > ../tox-lab1.log 2>&1 || { cat ../tox-lab1.log; exit 1; }
+  tail -n 3 ../tox-lab1.log
+  git init -q . && git add -A
+  if git diff --cached --name-only | grep -E "^(\.venv|\.tox|\.dockerlab-)|__pycache__"; then
+    echo "git add -A took the files above" >&2; exit 1
+  fi
+  echo "git add -A: $(git diff --cached --name-only | wc -l) files, none of .venv/, .tox/, saved progress"'
+
 echo "--- Python 3.10 (Ubuntu 22.04, Gradescope's base image): what ships must not need newer ($(date -u +%H:%M:%S))"
-as_user 'cd ~/ci-platforms/course && ../venv/bin/vermin -q -t=3.10- --no-tips --eval-annotations \
+as_user 'cd ~/ci-platforms/course && ../venv/bin/vermin --violations -t=3.10- --no-tips --eval-annotations \
   dockerlab fakeroot_builder labs tests/conftest.py tests/test_lab*.py'
 
 echo "--- actionlint and shellcheck on the released workflows and the Gradescope scripts ($(date -u +%H:%M:%S))"

@@ -28,6 +28,7 @@ import sys
 import tempfile
 import traceback
 import zipfile
+from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -241,10 +242,10 @@ def _walk(top: Path) -> tuple[list[PurePosixPath], list[PurePosixPath]]:
     """
     py: list[PurePosixPath] = []
     zips: list[PurePosixPath] = []
-    queue = [(top, PurePosixPath())]
+    queue = deque([(top, PurePosixPath())])
     seen = 0
     while queue and seen < _MAX_SEEN:
-        folder, rel = queue.pop(0)
+        folder, rel = queue.popleft()
         try:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except OSError:

@@ -54,6 +54,7 @@ class CasePaths:
     dir_to_file: str  #: a directory, then a file, then a directory again
     links: str  #: a hard link, symlinks
     odd: str  #: odd names
+    top: str  #: a top-level directory made opaque in layer 2, one name re-added in it
     words: tuple[str, ...]  #: more names to use
 
     def under_deep(self, depth: int) -> str:
@@ -77,6 +78,7 @@ def case_paths(rng: random.Random) -> CasePaths:
         dir_to_file=f"{base}/{words[5]}",
         links=f"{base}/{rng.choice(('links', 'lib', 'share'))}",
         odd=f"{base}/odd names {rng.choice(('α', 'ü', '✓'))}",
+        top=rng.choice(("opt", "data", "var-lib")),
         words=tuple(words[11:]),
     )
 
@@ -119,6 +121,8 @@ def _layout(ctx: LayerContext) -> None:
     ctx.symlink(f"{p.links}/deep-dir", "/" + p.under_deep(1))
     for name in ODD_NAMES:
         ctx.file(f"{p.odd}/{name}", _text(ctx, "odd"))
+    ctx.file(f"{p.top}/{p.words[3]}/state.txt", _text(ctx, "state"))
+    ctx.file(f"{p.top}/cache.bin", ctx.fake.binary(length=32))
 
 
 def _prune(ctx: LayerContext) -> None:
@@ -128,6 +132,8 @@ def _prune(ctx: LayerContext) -> None:
     ctx.opaque(p.opaque)
     ctx.file(f"{p.opaque}/keep.txt", _text(ctx, "kept name, new bytes"))
     ctx.file(f"{p.opaque}/{p.words[0]}.txt", _text(ctx, "own"))
+    ctx.opaque(p.top)
+    ctx.file(f"{p.top}/{p.words[3]}/state.txt", _text(ctx, "state, anew"))
     ctx.opaque(p.fresh)
     ctx.file(f"{p.fresh}/{p.words[1]}.txt", _text(ctx, "fresh"))
     ctx.dir(p.file_to_dir)

@@ -229,12 +229,15 @@ def image_manifest(root: str, ref: str) -> str:
     index = _blob_json(root, target["digest"])
     entries = [m for m in index.get("manifests", []) if isinstance(m, dict) and m.get("mediaType") not in _INDEX_TYPES]
     present = [m for m in entries if os.path.isfile(os.path.join(root, _CONTENT, "sha256", str(m.get("digest", ""))[7:]))]
-    for entry in present:
+    # linux/amd64 first, then any other real platform; attestations ("unknown/unknown") last
+    def rank(entry: dict) -> int:
         platform = entry.get("platform") or {}
         if (platform.get("os"), platform.get("architecture")) == ("linux", "amd64"):
-            return _digest(entry.get("digest"), blob_path(root, target["digest"]))
+            return 0
+        return 2 if platform.get("os") in (None, "unknown") else 1
+
     if present:
-        return _digest(present[0].get("digest"), blob_path(root, target["digest"]))
+        return _digest(min(present, key=rank).get("digest"), blob_path(root, target["digest"]))
     raise MissingEntryError(blob_path(root, target["digest"]), "no manifest of this index is in the content store")
 
 
@@ -396,10 +399,11 @@ def gc_refs(root: str, digest: str) -> dict:
     # its manifests. Only labels count: containerd's collector never opens a blob.
     record = _sub(_namespace(root), "content", "blob", _digest(digest, "digest"))
     labels = _labels(record)
-    content = {v for k, v in labels.items() if k == "containerd.io/gc.ref.content" or k.startswith("containerd.io/gc.ref.content.")}
-    snap = f"containerd.io/gc.ref.snapshot.{SNAPSHOTTER}"
-    snapshots = {v for k, v in labels.items() if k == snap or k.startswith(snap + ".") or k.startswith(snap + "/")}
-    return {"content": sorted(content), "snapshots": sorted(snapshots)}
+
+    def refs(prefix: str) -> list[str]:  # the key itself, or the key then "." or "/" and a suffix
+        return sorted({v for k, v in labels.items() if k == prefix or k.startswith((prefix + ".", prefix + "/"))})
+
+    return {"content": refs("containerd.io/gc.ref.content"), "snapshots": refs(f"containerd.io/gc.ref.snapshot.{SNAPSHOTTER}")}
 
 
 def _mark(root: str, content: list[str], snapshots: list[str]) -> tuple[set[str], set[str]]:

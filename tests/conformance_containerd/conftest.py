@@ -23,8 +23,9 @@ from pathlib import Path
 import pytest
 
 import realcontainerd
-from ctrstate import SEED, Capture, capture_disk, capture_listings, catalogue, parse_table
+from ctrstate import META_DB, SEED, SNAP_DB, Capture, capture_disk, capture_listings, catalogue, parse_table
 from dockerlab.export import export_image
+from fakeroot_builder import bbolt
 from fakeroot_builder.build import plan_root
 from fakeroot_builder.cache import BuiltRoot
 from fakeroot_builder.plan import Plan
@@ -86,6 +87,9 @@ def imported(version: str, archives: dict[str, Path], classic: BuiltRoot) -> Ite
                 c.ctr("leases", "create", "--id", "conformance-gc")  # then a synchronous GC
                 c.ctr("leases", "rm", "--sync", "conformance-gc")
                 cap.content_after_gc = {row[0] for row in parse_table(c.ctr("content", "ls"))}
+                # what dockerlab's tools do on a live host: read the files while containerd runs
+                cap.meta_live = bbolt.read(c.root / META_DB)
+                cap.snap_db_live = bbolt.read(c.root / SNAP_DB)
             capture_disk(c.root, cap)
             for image in classic.truth.images:
                 blob = c.root / "io.containerd.content.v1.content/blobs/sha256" / image.image_id[7:]

@@ -5,6 +5,7 @@ Standard library and the project only (no pytest), so tests and conftest import 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,10 +14,12 @@ from fakeroot_builder import bbolt
 from fakeroot_builder.plan import CANONICAL_SEED
 
 __all__ = [
-    "META_DB", "NS", "SEED", "SNAP_DB", "SNAP_DIR", "Capture", "capture_disk", "capture_listings",
+    "GO_TIME_RE", "META_DB", "NS", "SEED", "SNAP_DB", "SNAP_DIR", "Capture", "capture_disk", "capture_listings",
     "catalogue", "full_name", "parse_table",
 ]
 
+#: Go's time.MarshalBinary of a UTC time (version 1, seconds, nanoseconds, offset -1 = UTC).
+GO_TIME_RE = re.compile(rb"^\x01\x00\x00\x00\x0e.{8}\xff\xff$", re.S)
 SEED = CANONICAL_SEED
 NS = "moby"
 META_DB = "io.containerd.metadata.v1.bolt/meta.db"
@@ -51,6 +54,8 @@ class Capture:
     snapshots: dict[str, tuple[str, str]] = field(default_factory=dict)  # key -> (parent, kind)
     meta: bbolt.Bucket | None = None
     snap_db: bbolt.Bucket | None = None
+    meta_live: bbolt.Bucket | None = None  # read while the daemon ran (and held its flock)
+    snap_db_live: bbolt.Bucket | None = None
     snapshot_dirs: list[str] = field(default_factory=list)
     blobs: dict[str, bytes] = field(default_factory=dict)  # digest -> bytes (configs only)
 

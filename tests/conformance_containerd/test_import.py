@@ -13,14 +13,13 @@ import re
 
 import pytest
 
-from ctrstate import NS, Capture, catalogue, full_name
+from ctrstate import GO_TIME_RE, NS, Capture, catalogue, full_name
 from fakeroot_builder import bbolt
 from fakeroot_builder.cache import BuiltRoot
 
 pytestmark = pytest.mark.conformance
 
 NAME_RE = re.compile(rb"^moby/(\d+)/(.+)$")
-GO_TIME_RE = re.compile(rb"^\x01\x00\x00\x00\x0e.{8}\xff\xff$", re.S)  # time.MarshalBinary, UTC
 
 
 def uvarint(data: bytes) -> tuple[int, int]:
@@ -153,3 +152,11 @@ def test_import_labels_on_snapshots(imported: Capture):
             assert "containerd.io/snapshot.ref" not in labels
         else:
             assert labels["containerd.io/snapshot.ref"] == key
+
+
+def test_the_databases_read_the_same_while_containerd_runs(imported: Capture):
+    """dockerlab's tools read a live host's files: containerd holds an exclusive flock on them,
+    which a plain read ignores; the last committed transaction is what comes back."""
+    assert imported.meta_live.bucket("v1", NS, "images") == imported.meta.bucket("v1", NS, "images")
+    assert imported.meta_live.bucket("v1", NS, "content") == imported.meta.bucket("v1", NS, "content")
+    assert imported.snap_db_live == imported.snap_db

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 import realcontainerd
-from ctrstate import META_DB, NS, SEED, SNAP_DB, SNAP_DIR, catalogue, parse_table
+from ctrstate import GO_TIME_RE, META_DB, NS, SEED, SNAP_DB, SNAP_DIR, catalogue, parse_table
 from fakeroot_builder import bbolt
 from fakeroot_builder.plan import Plan, make_plan
 from fakeroot_builder.recipe import ImageRecipe, LayerContext, LayerRecipe, Step
@@ -433,3 +433,46 @@ def test_our_records_have_the_shape_of_a_real_imports(imported, our_root):
     mine = record_shapes(bbolt.read(src / SNAP_DB).bucket("v1", "snapshots"))
     theirs = record_shapes(imported.snap_db.bucket("v1", "snapshots"))
     assert theirs <= mine, f"metadata.db v1/snapshots: containerd writes {theirs - mine}, we never do"
+
+
+def test_the_same_blobs_and_snapshot_chains_as_a_real_import(imported, our_root):
+    """Our root next to what containerd made of our ``dockerlab export`` archives: the config
+    blobs are byte-identical, each gzip layer blob is labelled with the DiffID containerd stored
+    the layer under, and the real snapshots (keys and parents) are ours."""
+    src, truth = our_root
+    ct = truth.containerd
+    for image in truth.images:
+        ours = (src / ct.blob(image.image_id).path).read_bytes()
+        assert imported.blobs[image.image_id] == ours, f"{image.name}: config {image.image_id}"
+        for layer in image.layers:
+            assert ct.blob(layer.compressed_digest).labels["containerd.io/uncompressed"] == layer.layer_id
+            assert layer.layer_id in imported.content
+    ours_snaps = {s.key: (s.parent or "", KIND[s.kind]) for s in ct.snapshots}
+    for key, (parent, kind) in imported.snapshots.items():
+        assert ours_snaps.get(key) == (parent, kind), key
+
+
+def zigzag(data: bytes) -> int:
+    value = shift = 0
+    for byte in data:
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            break
+    return (value >> 1) ^ -(value & 1)
+
+
+def test_our_record_values_are_encoded_as_containerd_encodes_them(imported, our_root):
+    """Sizes zigzag varints (= the blob's bytes), times Go's MarshalBinary, as in a real import."""
+    src, truth = our_root
+    for meta, root in ((bbolt.read(src / META_DB), src), (imported.meta, None)):
+        blobs = meta.bucket("v1", NS, "content", "blob")
+        for digest in blobs:
+            rec = blobs.bucket(digest)
+            assert GO_TIME_RE.match(rec["createdat"]) and GO_TIME_RE.match(rec["updatedat"]), digest
+            if root is not None:
+                assert zigzag(rec["size"]) == (root / truth.containerd.blob(digest.decode()).path).stat().st_size
+        for name in meta.bucket("v1", NS, "images"):
+            rec = meta.bucket("v1", NS, "images", name)
+            assert GO_TIME_RE.match(rec["createdat"]) and GO_TIME_RE.match(rec["updatedat"]), name
+            assert zigzag(rec.bucket("target")["size"]) > 0

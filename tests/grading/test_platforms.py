@@ -17,7 +17,8 @@ from platform_checks import gradescope_problems, replay_classroom, reporter_tota
 
 from dockerlab.grading import platforms, report, submissions
 from dockerlab.grading.grader import derive_seed, hidden_seeds
-from dockerlab.labinfo import lab, labs, repo_root
+from dockerlab.labinfo import lab as lab_info
+from dockerlab.labinfo import labs, repo_root
 from fakeroot_builder.errors import DockerLabError
 
 REPO = repo_root()
@@ -111,7 +112,7 @@ def test_release_labs_choose_what_the_workflow_grades(tmp_path):
     out = platforms.release(tmp_path / "student", ["lab1"])
     workflow = yaml.safe_load((out / ".github/workflows/classroom.yml").read_text())
     [reporter] = [s for s in workflow["jobs"]["run-autograding-tests"]["steps"] if "with" in s and "runners" in s["with"]]
-    assert reporter["with"]["runners"].split(",") == [platforms.runner_id(t.key) for t in lab("lab1").tasks]
+    assert reporter["with"]["runners"].split(",") == [platforms.runner_id(t.key) for t in lab_info("lab1").tasks]
     assert (out / "labs/lab2").is_dir()  # every lab's stubs still ship
     with pytest.raises(DockerLabError, match="no lab 'lab9'"):
         platforms.release(tmp_path / "other", ["lab9"])
@@ -173,7 +174,7 @@ def test_the_default_bundle_command_bakes_a_secret_and_warns(tmp_path, monkeypat
     monkeypatch.delenv("DOCKERLAB_SECRET", raising=False)
     assert main(["gradescope-bundle", "--out", str(tmp_path / "ag.zip"), "--labs", "lab1"]) == 0
     captured = capsys.readouterr()
-    assert "keep the zip private" in captured.err and f"{lab('lab1').points} points" in captured.out
+    assert "keep the zip private" in captured.err and f"{lab_info('lab1').points} points" in captured.out
     with zipfile.ZipFile(tmp_path / "ag.zip") as zf:
         assert zf.read(platforms.SECRET_FILE).decode().strip() == (tmp_path / "ag.secret").read_text().strip()
     assert main(["gradescope-bundle", "--out", str(tmp_path / "ag.zip")]) == 2  # exists: refused
@@ -393,6 +394,6 @@ def test_each_lab_has_its_own_time_budget(tmp_path):
     [result] = grade_class(tmp_path / "class", tmp_path / "out", "s", ["lab1", "lab2"], jobs=1,
                            timeouts=Timeouts(test=600, submission=30), progress=False)
     by_lab = {lab_id: sum(t.score for t in result.tasks if t.task.lab == lab_id) for lab_id in ("lab1", "lab2")}
-    assert by_lab["lab2"] == lab("lab2").points, result.note
-    assert by_lab["lab1"] < lab("lab1").points
+    assert by_lab["lab2"] == lab_info("lab2").points, result.note
+    assert by_lab["lab1"] < lab_info("lab1").points
     assert "lab1 ran out of time" in result.note and "lab2" not in result.note
