@@ -228,6 +228,12 @@ def _run_child(job: _Job, shared: list[Path], results_fd: int, keep: bool) -> No
 
         traceback.print_exc()
     finally:
+        try:
+            from .worker import _close_all
+
+            _close_all()  # kill and reap this child's workers (os._exit skips atexit)
+        except BaseException:  # noqa: BLE001
+            pass
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)

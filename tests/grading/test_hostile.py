@@ -330,9 +330,12 @@ def _leftover_processes(marker: str) -> list[str]:
             continue
         try:
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            uid = int((entry / "status").read_text().split("Uid:")[1].split()[0])
+            status = (entry / "status").read_text()
+            uid = int(status.split("Uid:")[1].split()[0])
         except (OSError, IndexError, ValueError):
             continue
+        if "State:\tZ" in status:
+            continue  # already dead, waiting for init to reap it
         if marker in cmdline or "sleep 424" in cmdline or 2_000_000_000 <= uid < 2_000_010_000:
             found.append(f"{entry.name}: uid {uid}: {cmdline[:120]}")
     return found
