@@ -201,7 +201,7 @@ def _write_json(target: str, runs: dict[str, progress.TaskRun], failures: dict[s
 
 def _user_verbosity(config: pytest.Config) -> int:
     """The verbosity the student asked for: tox's lab environments pass ``-q``, so ``-v`` is 0 there."""
-    verbose = int(config.option.verbose)
+    verbose = int(getattr(config.option, "verbose", 0))  # absent under -p no:terminal
     return verbose + 1 if _under_tox_quiet(config) else verbose
 
 

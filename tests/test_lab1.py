@@ -329,6 +329,7 @@ def test_a_tampered_parent_no_longer_matches_the_config(lab1, small, broken_copy
     top, base = image.layers[-1], image.layers[0]
     layerdb = broken.path / "image/overlay2/layerdb/sha256" / top.db_id[7:]
     (layerdb / "parent").write_text(base.db_id)
+    check.damaged("the top layer of nginx:latest: its parent file now points at the base layer")
     check(lab1.stack_matches_config, broken, "nginx", expect=False)
 
 
@@ -339,6 +340,7 @@ def test_a_parent_pointing_at_another_stack_of_the_same_depth_does_not_match(lab
     assert len(debian.layers) == len(alpine.layers)
     top = debian.layers[-1]
     (broken.path / "image/overlay2/layerdb/sha256" / top.db_id[7:] / "parent").write_text(alpine.layers[-2].db_id)
+    check.damaged("the top layer of nginx:latest: its parent file now points at layer 6 of nginx:alpine")
     check(lab1.stack_matches_config, broken, "nginx", expect=False)
 
 
@@ -348,6 +350,7 @@ def test_a_layer_entry_with_the_wrong_diff_does_not_match(lab1, small, broken_co
     middle = broken.truth.image("nginx:latest").layers[3]
     other = broken.truth.image("nginx:alpine").layers[1].layer_id
     (broken.path / "image/overlay2/layerdb/sha256" / middle.db_id[7:] / "diff").write_text(other)
+    check.damaged("layer 4 of nginx:latest: its diff file now holds layer 2 of nginx:alpine's layer id")
     check(lab1.stack_matches_config, broken, "nginx", expect=False)
 
 

@@ -51,6 +51,7 @@ def test_a_link_pointing_nowhere_is_an_error(lab2, small, broken_copy, check):
     broken = broken_copy(small)
     layer = broken.truth.image("nginx:latest").layers[0]
     (broken.path / "overlay2/l" / layer.link).unlink()
+    check.damaged(f"overlay2/l/{layer.link} (the base layer of nginx:latest) was removed")
     check.raises(lab2.resolve_link, broken, layer.link, error=DanglingLinkError, mentions=f"{broken.path}/overlay2/l/{layer.link}")
 
 
@@ -139,6 +140,7 @@ def test_a_swapped_lower_file_is_reported(lab2, small, broken_copy, check):
     broken = broken_copy(small)
     layer = broken.truth.image("nginx:latest").layers[3]
     expected = corrupt.swap_lower(broken.path, broken.truth, layer)
+    check.damaged("layer 4 of nginx:latest: its lower file now holds another layer's chain (as long)")
     check(lab2.check_lowers, broken, expect=sorted(expected))
 
 
@@ -147,6 +149,7 @@ def test_a_lower_file_in_the_wrong_order_is_reported(lab2, small, broken_copy, c
     broken = broken_copy(small)
     layer = broken.truth.image("nginx:latest").layers[4]
     expected = corrupt.reverse_lower(broken.path, broken.truth, layer)
+    check.damaged("layer 5 of nginx:latest: its lower file now lists its layers base first")
     check(lab2.check_lowers, broken, expect=sorted(expected))
 
 
@@ -155,6 +158,7 @@ def test_a_dangling_link_breaks_every_layer_above_it(lab2, small, broken_copy, c
     broken = broken_copy(small)
     layer = broken.truth.image("nginx:latest").layers[1]
     expected = corrupt.dangle_link(broken.path, broken.truth, layer)
+    check.damaged(f"overlay2/l/{layer.link} (layer 2 of nginx:latest) was removed")
     check(lab2.check_lowers, broken, expect=sorted(expected))
 
 

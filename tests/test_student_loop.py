@@ -269,3 +269,13 @@ def test_a_wrong_answer_shows_one_failure_per_task_with_its_hint_and_short_ids(t
         cwd=REPO, env=dict(os.environ, COLUMNS="100"), capture_output=True, text=True, timeout=600,
     ).stdout
     assert verbose.count(f"Task 3 ({task.title})") > 1 and verbose.count("hint: ") == 1
+
+
+def test_the_report_works_without_pytest_s_terminal_reporter():
+    # mutmut and other tools run pytest with -p no:terminal: then there is no `verbose` option
+    env = dict(os.environ, DOCKERLAB_PROGRESS="0")
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "tests/test_lab1.py", "--impl", "solutions", "-p", "no:terminal", "-x"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
