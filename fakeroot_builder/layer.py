@@ -189,6 +189,11 @@ class Layer:
         return self._stream[1]
 
     @cached_property
+    def tar_split_gz(self) -> bytes:
+        """:attr:`tar_split` gzipped, as ``layerdb/…/tar-split.json.gz`` holds it."""
+        return _gzip(self.tar_split)
+
+    @cached_property
     def diff_id(self) -> str:
         """The layer id: sha256 of the uncompressed tar."""
         return sha256_digest(self.tar)

@@ -227,6 +227,29 @@ def _apply(paths: set[str], entries: Sequence[Entry]) -> set[str]:
     return _still_visible(paths, entries) | own
 
 
+# -- content-derived layers, shared by the plans of one process -----------------------------------
+
+#: Layers already built in this process, by everything their bytes derive from: the content seed,
+#: the recipe (its name and function) and the step that made it. The roots a grader builds for one
+#: student share their content seed ("full", "other-host", "small"… differ only in host seed or
+#: selection), so each layer's entries, tar, tar-split and gzip blob are made once, not per root.
+#: A :class:`Layer` is immutable (its derived bytes are cached on it), so sharing it changes no byte.
+_CONTENT_LAYERS: dict[tuple[Any, ...], Layer] = {}
+_CONTENT_LAYERS_MAX = 512  # a whole catalogue's layers for a few seeds; oldest dropped first
+
+
+def _content_layer(seed: int, recipe: LayerRecipe, created_by: str, moment: Any) -> Layer:
+    key = (seed, recipe.name, recipe.make, created_by)
+    layer = _CONTENT_LAYERS.get(key)
+    if layer is None:
+        mtime, _ = moment("layer", recipe.name)  # derived from the content seed only
+        layer = Layer(tuple(recipe.build(seed, mtime)), created_by)
+        while len(_CONTENT_LAYERS) >= _CONTENT_LAYERS_MAX:
+            del _CONTENT_LAYERS[next(iter(_CONTENT_LAYERS))]
+        _CONTENT_LAYERS[key] = layer
+    return layer
+
+
 # -- the planner ---------------------------------------------------------------------------------
 
 
@@ -263,9 +286,7 @@ class _Planner:
     # layers -------------------------------------------------------------------------------------
     def _layer(self, recipe: LayerRecipe, created_by: str) -> Layer:
         if recipe.name not in self.layer_cache:
-            mtime, _ = self._moment("layer", recipe.name)
-            entries = recipe.build(self.seed, mtime)
-            self.layer_cache[recipe.name] = Layer(tuple(entries), created_by)
+            self.layer_cache[recipe.name] = _content_layer(self.seed, recipe, created_by, self._moment)
         return self.layer_cache[recipe.name]
 
     def _stack(self, layers: Sequence[Layer], repository: str | None) -> list[LayerPlan]:

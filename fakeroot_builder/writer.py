@@ -14,7 +14,7 @@ import stat
 
 from . import documents
 from .formats import OPAQUE_XATTRS, OTHER_ROOT_DIRS, WHITEOUT_XATTRS
-from .layer import Layer, gzip_bytes, sha256_digest
+from .layer import Layer, sha256_digest
 from .plan import ContainerPlan, ImagePlan, LayerPlan, Plan
 
 __all__ = ["WriteNotes", "write_plan"]
@@ -178,7 +178,7 @@ def _write_layer(w: _Writer, layerdb: str, overlay: str, lp: LayerPlan) -> None:
     w.write(f"{entry}/cache-id", lp.cache_id.encode())
     if lp.parent is not None:
         w.write(f"{entry}/parent", lp.parent.db_id.encode())
-    w.write(f"{entry}/tar-split.json.gz", gzip_bytes(lp.layer.tar_split))
+    w.write(f"{entry}/tar-split.json.gz", lp.layer.tar_split_gz)
     top = _layer_dir(w, overlay, lp.cache_id, lp.link, lp.lower())
     w.unpack(f"{top}/diff", lp.layer)
     if lp.has_child:
