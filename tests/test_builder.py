@@ -718,6 +718,26 @@ def test_same_seed_builds_byte_identical_trees(twice):
     assert diffs == []
 
 
+def test_layers_shared_between_roots_of_one_process_change_no_byte(tmp_path, monkeypatch):
+    """The planner reuses a content seed's layers across roots (the grader builds "full",
+    "other-host", "small"… of one seed in one process): a root built after others of the same
+    seed, in another order, is byte for byte the root built alone, truth included."""
+    from fakeroot_builder import plan
+
+    seed = CANONICAL_SEED + 7
+    monkeypatch.setattr(plan, "_CONTENT_LAYERS", {})
+    alone = build_root(tmp_path / "alone", seed=seed, host_seed=seed + 1)
+    monkeypatch.setattr(plan, "_CONTENT_LAYERS", {})
+    build_root(tmp_path / "small", seed=seed, images=["nginx:latest", "alpine:3.19"])
+    build_root(tmp_path / "full", seed=seed)
+    assert plan._CONTENT_LAYERS  # the layers were shared
+    after = build_root(tmp_path / "after", seed=seed, host_seed=seed + 1)
+    assert after.to_json() == alone.to_json()
+    snap_a, snap_b = snapshot(tmp_path / "alone"), snapshot(tmp_path / "after")
+    assert len(snap_a) > 1000
+    assert [k for k in snap_a.keys() | snap_b.keys() if snap_a.get(k) != snap_b.get(k)] == []
+
+
 def test_another_seed_changes_every_layer_id_and_every_cache_id(root):
     other = cached_root(seed=CANONICAL_SEED + 1).path
     a, b = ids_on_disk(root), ids_on_disk(other)
