@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dockerlab.labinfo import Task
+from dockerlab.labinfo import Task, task_passed
 from dockerlab.labinfo import lab as lab_info
 
 __all__ = ["StudentResult", "TaskResult", "no_tasks", "parse_records", "sanitize", "score", "write_csv",
@@ -124,8 +124,8 @@ def score(student: str, labs: list[str], outcomes: tuple[dict[str, int], list[di
         for task in lab_info(lab_id).tasks:
             mine = [r for r in records if r["task"] == task.key]
             failed = [r for r in mine if r["outcome"] != "passed"]
-            complete = bool(mine) and len(mine) >= collected.get(task.key, 1)
-            passed = complete and not failed
+            complete = bool(mine) and len(mine) >= collected.get(task.key, 0)
+            passed = task_passed((r["outcome"] for r in mine), collected.get(task.key, 0))  # THE rule
             messages = [r["message"] or "failed" for r in failed]
             if not complete and not failed:
                 messages.append(f"not graded: {note or 'the grading run stopped before this task'}")

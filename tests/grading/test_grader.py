@@ -223,3 +223,26 @@ def test_lab2_grades_perfect_and_blank_in_the_sandbox(tmp_path):
     totals = {r.student: r.total for r in results}
     assert totals == {"perfect": lab("lab2").points, "blank": 0}, [
         (t.task.key, t.messages[:1]) for r in results for t in r.tasks if r.student == "perfect" and not t.passed]
+
+
+def test_a_skipped_or_missing_test_never_awards_a_task():
+    from dockerlab.grading import report
+
+    key = LAB1.task(1).key
+    ran = [{"task": key, "outcome": "passed", "message": ""}, {"task": key, "outcome": "skipped", "message": ""}]
+    assert report.score("s", ["lab1"], ({key: 2}, ran)).tasks[0].score == 0
+    assert report.score("s", ["lab1"], ({key: 2}, ran[:1])).tasks[0].score == 0  # one never ran
+    assert report.score("s", ["lab1"], ({}, ran[:1])).tasks[0].score == 0  # nothing collected
+    both = [ran[0], dict(ran[0])]
+    assert report.score("s", ["lab1"], ({key: 2}, both)).tasks[0].score == LAB1.task(1).points
+
+
+def test_feedback_text_is_cleaned_masked_and_capped():
+    from dockerlab.grading import report
+
+    text = report.sanitize("a\x1b[31mred\x1b]52;c;eA==\x07 \u202e /x/dockerlab-grade-ab12/students/3/cache/roots/"
+                           + "0" * 16 + "/" + "1" * 20 + "/root seed=123 s3cr3t-value 10000000000000123\n" * 50,
+                           masks=["s3cr3t-value"])
+    assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text
+    assert "dockerlab-grade" not in text and "s3cr3t-value" not in text and "123\n" not in text
+    assert "seed=hidden" in text and len(text) <= 1501
