@@ -415,6 +415,16 @@ def _graded(result, results_json: dict) -> dict[str, tuple[bool, str]]:  # type:
             for i, t in enumerate(result.tasks)}
 
 
+def _announce_mode() -> None:
+    """The sandbox mode in force, first in the platform's log (stdout: the log students see)."""
+    from . import sandbox
+
+    state = sandbox.info()
+    print(f"dockerlab: grading mode {state.mode}: {state.description}", flush=True)
+    if state.warning:
+        print(f"dockerlab: warning: {state.warning}", flush=True)
+
+
 def _student_of_repository(repository: str) -> str:
     name = re.sub(r"[^A-Za-z0-9._@+-]", "-", repository.rsplit("/", 1)[-1]).lstrip("._@+-")[:100]
     return name or "student"
@@ -426,15 +436,13 @@ def run_classroom(labs: Sequence[Lab], workspace: Path, env: dict[str, str] | No
     Every runner's output is written to ``$GITHUB_OUTPUT`` (a file, flushed and closed: nothing
     goes through a pipe) whatever happens, so the reporter always has a result to decode.
     """
-    from . import sandbox
     from .grader import Timeouts, grade_class
 
     env = dict(os.environ if env is None else env)
     repository = env.get("GITHUB_REPOSITORY", "student/repository")
     student = _student_of_repository(repository)
     secret = env.get("DOCKERLAB_SECRET") or repository
-    mode = sandbox.mode()
-    print(f"dockerlab: grading mode {mode}: {_MODE_MEANING.get(mode, '')}", flush=True)
+    _announce_mode()
     graded: dict[str, tuple[bool, str]] = {}
     base = Path(tempfile.mkdtemp(prefix="dockerlab-classroom-", dir=env.get("RUNNER_TEMP") or None))
     try:
@@ -465,11 +473,6 @@ def run_classroom(labs: Sequence[Lab], workspace: Path, env: dict[str, str] | No
     return 0
 
 
-_MODE_MEANING = {
-    "bwrap": "student code runs in bubblewrap (own namespaces, no network, read-only system)",
-    "nobody": "no working bubblewrap: student code runs as the user nobody, with rlimits and an audit hook",
-    "plain": "no working bubblewrap and not root: student code runs with rlimits and an audit hook only",
-}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -564,7 +567,6 @@ def run_gradescope(root: Path = Path("/autograder")) -> int:
     A results.json is written whatever happens; its ``output`` tells the student which shape of
     upload was found and which lab files were graded.
     """
-    from . import sandbox
     from .grader import Timeouts, grade_class
 
     results_file = root / "results" / "results.json"
@@ -573,8 +575,7 @@ def run_gradescope(root: Path = Path("/autograder")) -> int:
     try:
         labs, test_timeout, lab_timeout, secret = _gradescope_config(source)
         student = _gradescope_student(root)
-        mode = sandbox.mode()
-        print(f"dockerlab: grading mode {mode}: {_MODE_MEANING.get(mode, '')}", flush=True)
+        _announce_mode()
         with tempfile.TemporaryDirectory(prefix="dockerlab-gradescope-") as tmp:
             base = Path(tmp)
             found = stage_upload(root / "submission", base / "class" / student / "labs", labs)
@@ -610,7 +611,7 @@ def check_gradescope(source: Path) -> int:
     import pytest  # noqa: F401 - the grader's test runner
 
     print(f"dockerlab autograder ready: {', '.join(lab.id for lab in labs)} "
-          f"({sum(lab.points for lab in labs)} points), sandbox mode {sandbox.mode()}")
+          f"({sum(lab.points for lab in labs)} points), sandbox {sandbox.info().description}")
     return 0
 
 
