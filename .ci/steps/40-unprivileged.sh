@@ -20,8 +20,9 @@ trap 'userdel --remove --force "$user" 2>/dev/null || true' EXIT
 git clone -q --no-hardlinks "$repo" "$home/repo"
 chown -R "$user:" "$home"
 
-as_user() {  # a login shell of the user, in its clone, without root's environment
-  runuser -l "$user" -c "set -euo pipefail; cd ~/repo; $1"
+as_user() {  # a login shell of the user, in its clone, without root's environment; its own
+  # TMPDIR, so no /tmp/pytest-of-<name> left by an earlier user of the same name or uid is in the way
+  runuser -l "$user" -c "set -euo pipefail; export TMPDIR=\$HOME/tmp; mkdir -p \$TMPDIR; cd ~/repo; $1"
 }
 
 echo "--- as $user (uid $(id -u "$user")): $install && tox"

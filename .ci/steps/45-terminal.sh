@@ -12,7 +12,7 @@ home=$(getent passwd "$user" | cut -d: -f6)
 trap 'userdel --remove --force "$user" 2>/dev/null || true' EXIT
 git clone -q --no-hardlinks "$repo" "$home/repo"
 chown -R "$user:" "$home"
-runuser -l "$user" -c "set -euo pipefail; cd ~/repo
+runuser -l "$user" -c "set -euo pipefail; export TMPDIR=\$HOME/tmp; mkdir -p \$TMPDIR; cd ~/repo
   python3 -m venv .venv && . .venv/bin/activate && pip install -q tox -e '.[test]'
   python -m pytest tests/test_terminal.py -p no:cacheprovider -v -rs | tee ~/terminal.txt
   grep -q ' 2 passed' ~/terminal.txt  # both ran: a skip (tmux or tox missing) is a failure here"

@@ -11,23 +11,24 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 course=$(pwd)
-user=u12
+user=dlplat$$  # a new user each run (and its own TMPDIR): nothing an earlier run left is in the way
 apt_need sudo bubblewrap git python3-venv shellcheck unzip
 command -v npm >/dev/null || apt_need nodejs npm  # the machine's Node.js and npm when it has them
 if [ -e /autograder ]; then echo "/autograder exists already: not touching it" >&2; exit 1; fi
-id "$user" >/dev/null 2>&1 || useradd -m "$user"
+useradd -m "$user"
 home=$(getent passwd "$user" | cut -d: -f6)
 work=$(mktemp -d /tmp/ci-platforms.XXXXXX)
 cleanup() {
-  rm -rf "$work" /autograder "$home/ci-platforms" /etc/sudoers.d/ci-platforms-runner
+  rm -rf "$work" /autograder /etc/sudoers.d/ci-platforms-runner
+  userdel --remove --force "$user" 2>/dev/null || true
 }
 trap cleanup EXIT
 chmod 755 "$work"
 as_user() { runuser -u "$user" -- env -i HOME="$home" PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 \
-  DOCKERLAB_CACHE="$home/ci-platforms/cache" bash -c "$1"; }
+  TMPDIR="$home/tmp" DOCKERLAB_CACHE="$home/ci-platforms/cache" bash -c "$1"; }
 
 echo "--- the instructor (as $user): install, release, bundle ($(date -u +%H:%M:%S))"
-mkdir -p "$home/ci-platforms"
+mkdir -p "$home/ci-platforms" "$home/tmp"; chown "$user:" "$home/tmp"
 git clone -q "$course" "$home/ci-platforms/course"
 chown -R "$user:" "$home/ci-platforms"
 as_user 'set -e; cd ~/ci-platforms
