@@ -25,7 +25,7 @@ from typing import Any
 from fakeroot_builder import bbolt
 from fakeroot_builder.errors import CorruptJSONError, LayerMismatchError, NotPulledError, UnknownReferenceError
 
-from .export import _MAX_CONCURRENT_DOWNLOADS, _Member, _epoch_seconds, _familiar, _path_in_registry, _split_ref
+from .export import _Member, _epoch_seconds, _familiar, _split_ref, pull_transcript
 from .export import _BLOCK, _EPOCH, _write_atomically, _write_member
 from .impl import Implementation, load
 
@@ -135,22 +135,8 @@ def pull_log_containerd(root: str | os.PathLike[str], ref: str, progress: bool =
     if _pull_source(root_s, lab3.image_config(root_s, ref)) is None:
         raise NotPulledError(os.path.join(root_s, _META_DB), f"image {ref!r} was built or loaded here, not pulled")
     repo, tag = _tag_of(target["name"], ref)
-    tag_or_digest = tag or target["digest"]
-    sep = ":" if tag else "@"
     shorts = [d[7:19] for d in lab3.layer_digests(root_s, ref)]
-    lines = [f"{tag_or_digest}: Pulling from {_path_in_registry(repo)}"]
-    if progress:
-        lines += [f"{s}: Pulling fs layer" for s in shorts]
-        lines += [f"{s}: Waiting" for s in shorts[_MAX_CONCURRENT_DOWNLOADS:]]
-        for s in shorts:
-            lines += [f"{s}: Verifying Checksum", f"{s}: Download complete"]
-    lines += [f"{s}: Pull complete" for s in shorts]
-    lines += [
-        f"Digest: {target['digest']}",
-        f"Status: Downloaded newer image for {repo}{sep}{tag_or_digest}",
-        target["name"],
-    ]
-    return "\n".join(lines) + "\n"
+    return pull_transcript(repo, tag or target["digest"], shorts, target["digest"], target["name"], progress)
 
 
 def _short(value: str | None) -> str:

@@ -496,6 +496,14 @@ def pull_log(root: str | os.PathLike[str], ref: str, progress: bool = False, imp
         for layer_id in lab1.image_layer_ids(root_s, ref)
     ]
     sep = "@" if tag_or_digest.startswith("sha256:") else ":"
+    return pull_transcript(repo, tag_or_digest, shorts, manifest_digest, f"{source}{sep}{tag_or_digest}", progress)
+
+
+def pull_transcript(repo: str, tag_or_digest: str, shorts: list[str], digest: str, last: str, progress: bool) -> str:
+    """The lines ``docker pull`` prints for a pull of ``repo`` by ``tag_or_digest`` whose layers'
+    compressed digests start with ``shorts`` (12 hex each), the same for both image stores:
+    ``digest`` goes on the ``Digest:`` line, ``last`` (the full reference) closes the transcript."""
+    sep = "@" if tag_or_digest.startswith("sha256:") else ":"
     lines = [f"{tag_or_digest}: Pulling from {_path_in_registry(repo)}"]
     if progress:
         lines += [f"{s}: Pulling fs layer" for s in shorts]
@@ -504,9 +512,9 @@ def pull_log(root: str | os.PathLike[str], ref: str, progress: bool = False, imp
             lines += [f"{s}: Verifying Checksum", f"{s}: Download complete"]
     lines += [f"{s}: Pull complete" for s in shorts]
     lines += [
-        f"Digest: {manifest_digest}",
+        f"Digest: {digest}",
         f"Status: Downloaded newer image for {repo}{sep}{tag_or_digest}",
-        f"{source}{sep}{tag_or_digest}",
+        last,
     ]
     return "\n".join(lines) + "\n"
 
