@@ -25,8 +25,8 @@ from typing import Any
 from fakeroot_builder import bbolt
 from fakeroot_builder.errors import CorruptJSONError, LayerMismatchError, NotPulledError, UnknownReferenceError
 
-from .export import _Member, _epoch_seconds, _familiar, _split_ref, pull_transcript
-from .export import _BLOCK, _EPOCH, _write_atomically, _write_member
+from .export import _Member, _epoch_seconds, _familiar, _split_ref, pull_transcript, write_archive
+from .export import _EPOCH
 from .impl import Implementation, load
 
 __all__ = ["containerd_stack", "export_containerd", "inspect_containerd", "pull_log_containerd", "render_containerd"]
@@ -96,16 +96,7 @@ def export_containerd(root: str | os.PathLike[str], ref: str, out: str | os.Path
                       *, force: bool = False) -> Path:
     """Write the ``docker save`` archive (OCI layout + manifest.json) of image ``ref`` of the
     containerd root ``root`` to ``out``; nothing is left behind on error."""
-    members = _members(os.fspath(root), ref, load("lab3", impl))
-    target = Path(out)
-
-    def write(fh: Any) -> None:
-        for member in members:
-            _write_member(fh, member)
-        fh.write(b"\0" * (2 * _BLOCK))
-
-    _write_atomically(target, force, write)
-    return target
+    return write_archive(_members(os.fspath(root), ref, load("lab3", impl)), out, force)
 
 
 def _pull_source(root: str, digest: str) -> str | None:

@@ -413,8 +413,12 @@ def export_image(
     :class:`OutputExistsError` when ``out`` exists and ``force`` is false. Nothing is left
     behind on error: the archive is written to a temporary file and renamed.
     """
-    root_s = os.fspath(root)
-    members = _members(root_s, ref, load("lab1", impl))
+    return write_archive(_members(os.fspath(root), ref, load("lab1", impl)), out, force)
+
+
+def write_archive(members: list[_Member], out: str | os.PathLike[str], force: bool) -> Path:
+    """The tar of ``members`` (and its two end blocks) at ``out``, written to a temporary file
+    and renamed; shared by the classic and the containerd export."""
     target = Path(out)
 
     def write(fh: BinaryIO) -> None:
