@@ -186,6 +186,7 @@ def _run_child(job: _Job, shared: list[Path], results_fd: int, keep: bool) -> No
     try:
         os.setpgrp()
         signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.umask(0o022)  # what the tests write into damaged roots stays readable by the worker's uid
         grader_dir = job.folder / "grader"
         log_path = grader_dir / "pytest.log" if keep else Path(os.devnull)
         log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -308,9 +309,11 @@ def grade_class(
     scratch.mkdir(parents=True, exist_ok=True)
     os.chmod(scratch, 0o711)
     results: list[report.StudentResult] = []
-    saved = {var: os.environ.get(var) for var in ("DOCKERLAB_GRADE_SCRATCH", "DOCKERLAB_CACHE_SALT", "DOCKERLAB_SANDBOX_UID")}
+    saved = {var: os.environ.get(var) for var in ("DOCKERLAB_GRADE_SCRATCH", "DOCKERLAB_CACHE_SALT", "DOCKERLAB_SANDBOX_UID",
+                                                  "DOCKERLAB_USER_MARKS")}
     os.environ["DOCKERLAB_GRADE_SCRATCH"] = str(scratch)  # where the fallback sandbox may chmod
     os.environ["DOCKERLAB_CACHE_SALT"] = secrets.token_hex(16)  # root folder names say nothing of their seed
+    os.environ["DOCKERLAB_USER_MARKS"] = "1"  # opaque/whiteout marks the sandbox can read (user.* twins)
     found = submissions.collect(class_dir)
     TIMINGS.clear()
     try:
