@@ -43,8 +43,11 @@ __all__ = ["SandboxRequired", "Timeouts", "derive_seed", "grade_class", "hidden_
 _SEED_BASE = 10_000_000
 #: Bytes of outcomes one submission's run may send (about 100 tests of capped messages).
 _MAX_RESULTS = 4 * 1024 * 1024
-#: Worker uids in ``nobody`` mode: one per submission of the run, far above any real user.
-_UID_BASE = 2_000_000_000
+#: Worker uids in ``nobody`` mode: one per submission, far above any real user, from a block of
+#: ``_UID_BLOCK`` uids a run takes for itself (see :func:`_uid_block`).
+_UID_FLOOR, _UID_BLOCK = 2_000_000_000, 65_536
+#: The uids the last ``grade_class`` run gave its workers (read by the tests).
+WORKER_UIDS: range = range(0)
 
 
 class SandboxRequired(RuntimeError):
@@ -74,6 +77,23 @@ def hidden_seeds(secret: str, student: str, count: int = 1) -> list[int]:
     from fakeroot_builder.plan import CANONICAL_SEED
 
     return [CANONICAL_SEED, *(derive_seed(secret, student, i) for i in range(count))]
+
+
+def _uid_block() -> int:
+    """The first uid of a block no process holds, chosen at random: two runs on one host (two
+    instructors, two CI jobs) never share a worker uid, so neither can kill the other's workers."""
+    blocks = (4_294_967_294 - _UID_FLOOR) // _UID_BLOCK
+    busy = set()
+    for entry in Path("/proc").glob("[0-9]*/status") if sandbox.mode() == "nobody" else ():
+        try:
+            busy.add(int(entry.read_text().split("Uid:")[1].split()[1]))  # the effective uid
+        except (OSError, IndexError, ValueError):
+            continue
+    for _ in range(64):
+        base = _UID_FLOOR + secrets.randbelow(blocks) * _UID_BLOCK
+        if not any(base <= uid < base + _UID_BLOCK for uid in busy):
+            break
+    return base
 
 
 def _nondumpable() -> None:
@@ -328,12 +348,15 @@ def grade_class(
                  "(overlay xattrs as user.*, ownership as your own); the labs read either form")
         TIMINGS["shared_trees"] = time.monotonic() - started
         todo, refused = [], []
+        global WORKER_UIDS
+        first_uid = _uid_block()
+        WORKER_UIDS = range(first_uid, first_uid + min(len(found), _UID_BLOCK))
         for index, sub in enumerate(found):
             if sub.problem:
                 refused.append(report.StudentResult(sub.student, report.no_tasks(labs), f"not graded: {sub.problem}"))
                 continue
             seeds = hidden_seeds(secret, sub.student, seeds_per_student)
-            todo.append(_Job(sub.student, scratch / "students" / str(index), seeds, labs, timeouts, _UID_BASE + index, sub,
+            todo.append(_Job(sub.student, scratch / "students" / str(index), seeds, labs, timeouts, first_uid + index, sub,
                              tuple(kinds)))
         results = refused + _run_all(todo, shared, jobs, out_dir, keep, _Progress(len(todo), progress), secret)
     finally:
