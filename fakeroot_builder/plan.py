@@ -211,8 +211,9 @@ def _ancestors(paths: PathSet[str]) -> set[str]:
     return out
 
 
-def _changes(entries: Sequence[Entry], below: PathSet[str]) -> Changes:
-    """Classify a layer's entries against the paths the layers below show through it.
+def _stacked_on(below: PathSet[str], entries: Sequence[Entry]) -> tuple[Changes, frozenset[str]]:
+    """What a layer with ``entries`` changes over the paths ``below`` it, and the paths visible
+    through it.
 
     What sits in an opaque directory of this same layer is added, even if a lower layer had
     the same name (``docker diff`` says ``A``).
@@ -232,13 +233,19 @@ def _changes(entries: Sequence[Entry], below: PathSet[str]) -> Changes:
             changed.append(path)
         else:
             added.append(path)
-    return Changes(*(tuple(sorted(x)) for x in (added, changed, deleted, opaque)))
-
-
-def _apply(paths: PathSet[str], entries: Sequence[Entry]) -> PathSet[str]:
-    """The paths visible after stacking ``entries`` on ``paths``."""
+    changes = Changes(*(tuple(sorted(x)) for x in (added, changed, deleted, opaque)))
     own = {"/" + e.path for e in entries if e.kind not in ("whiteout", "opaque")}
-    return _still_visible(paths, entries) | own
+    return changes, frozenset(seen | own)
+
+
+def _changes(entries: Sequence[Entry], below: PathSet[str]) -> Changes:
+    """Classify a layer's entries against the paths the layers below show through it."""
+    return _stacked_on(below, entries)[0]
+
+
+def _apply(paths: PathSet[str], entries: Sequence[Entry]) -> frozenset[str]:
+    """The paths visible after stacking ``entries`` on ``paths``."""
+    return _stacked_on(paths, entries)[1]
 
 
 # -- content-derived layers, shared by the plans of one process -----------------------------------
@@ -275,7 +282,7 @@ def _stacked(db_id: str, layer: Layer, below: frozenset[str]) -> tuple[Changes, 
     """What ``layer`` changes over the paths ``below`` it, and the paths visible through it."""
     found = _STACKED.get(db_id)
     if found is None:
-        found = (_changes(layer.entries, below), frozenset(_apply(below, layer.entries)))
+        found = _stacked_on(below, layer.entries)
         _remember(_STACKED, db_id, found)
     return found
 

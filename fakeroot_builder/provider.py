@@ -12,7 +12,6 @@ import base64
 import os
 import random
 from datetime import datetime, timedelta, timezone
-from itertools import compress
 
 from faker import Faker, Generator
 from faker.providers import BaseProvider
@@ -75,35 +74,26 @@ class DockerProvider(BaseProvider):
         return start + timedelta(seconds=int(self.generator.random.uniform(0, span)))
 
     def binary(self, length: int = 1024 * 1024) -> bytes:
-        """Faker's ``binary``, byte for byte (see :func:`seeded_bytes`), without a call per byte."""
+        """Faker's ``binary``, byte for byte (see :func:`seeded_bytes`)."""
         if not self.generator._is_seeded:
             return os.urandom(length)
         return seeded_bytes(self.generator.random, length)
 
 
-# getrandbits(9) is the top 9 bits of one 32-bit Mersenne Twister word: bytes 3 and 2 of the word
-# in little-endian order. The draw is kept when bit 31 is clear; its value is then byte 3 shifted
-# left once, plus the top bit of byte 2.
-_KEPT = bytes(int(b < 0x80) for b in range(256))
-_HIGH = bytes((b << 1) & 0xFF for b in range(256))
-_LOW = bytes(b >> 7 for b in range(256))
-
-
 def seeded_bytes(rng: random.Random, length: int) -> bytes:
-    """What ``bytes(rng.randrange(256) for _ in range(length))`` gives (Faker's seeded ``binary``),
-    leaving ``rng`` in the same state, from a few big draws.
+    """``bytes(rng.randrange(256) for _ in range(length))`` (Faker's seeded ``binary``), byte for
+    byte and leaving ``rng`` in the same state, several times faster.
 
-    ``randrange(256)`` draws ``getrandbits(9)`` until it is below 256, one Mersenne Twister word per
-    draw, and ``getrandbits(32 * n)`` returns the next ``n`` words: drawing exactly as many words as
-    bytes are still missing never reads a word the byte-by-byte loop would not have read.
+    ``randrange(256)`` draws ``getrandbits(9)`` until it is below 256; doing the same draws here,
+    without randrange's overhead, keeps every tree the same.
     """
-    out = bytearray()
-    while len(out) < length:
-        need = length - len(out)
-        words = rng.getrandbits(32 * need).to_bytes(4 * need, "little")
-        top, next_ = words[3::4], words[2::4]
-        values = int.from_bytes(top.translate(_HIGH), "big") | int.from_bytes(next_.translate(_LOW), "big")
-        out += bytes(compress(values.to_bytes(need, "big"), top.translate(_KEPT)))
+    bits = rng.getrandbits
+    out = bytearray(length)
+    for i in range(length):
+        r = bits(9)
+        while r >= 256:
+            r = bits(9)
+        out[i] = r
     return bytes(out)
 
 
