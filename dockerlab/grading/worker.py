@@ -38,7 +38,7 @@ from typing import Any, Callable
 from dockerlab.impl import MissingFunction
 from dockerlab.labinfo import lab as lab_info
 
-from . import sandbox
+from . import cgroup, sandbox
 
 __all__ = ["ProcessDied", "RemoteImplementation", "TimedOut", "prepare_roots", "set_budget"]
 
@@ -191,6 +191,12 @@ class _Worker:
         finally:
             os.close(req_r)
             os.close(resp_w)
+        joined = time.perf_counter()
+        self.group = cgroup.join(self.proc.pid)  # before the options line: no student code has run yet
+        self._ooms = self.group.oom_kills() if self.group else 0
+        if self.group is not None:  # the cgroup is the budget (memory used, all processes); RLIMIT_AS a
+            options["mem"] += 1 << 30  # backstop above it (address space threads reserve is not memory used)
+            STATS["cgroup_seconds"] = STATS.get("cgroup_seconds", 0.0) + time.perf_counter() - joined
         os.write(self._req_w, (json.dumps(options) + "\n").encode())
         self._buffer = b""
         self._next = 0
@@ -241,17 +247,9 @@ class _Worker:
             self.kill()
             return None
 
-    def close(self) -> None:
-        """End an idle worker: it exits when its request pipe closes (so its CPU time is counted
-        in ours, for the benchmark); one still running after a moment is killed."""
-        if self.proc.poll() is None and self._req_w >= 0:
-            os.close(self._req_w)
-            self._req_w = -1
-            try:
-                self.proc.wait(timeout=0.5)
-            except subprocess.TimeoutExpired:
-                pass
-        self.kill()
+    def out_of_memory(self) -> bool:
+        """The kernel killed a process of this worker's cgroup for memory since the worker started."""
+        return self.group is not None and self.group.oom_kills() > self._ooms
 
     def kill(self) -> None:
         if self.proc.poll() is None:
@@ -260,6 +258,8 @@ class _Worker:
             except (ProcessLookupError, PermissionError):
                 self.proc.kill()
             self.proc.wait()
+        if self.group is not None:
+            self.group.kill(0.5)  # what ran inside bubblewrap's own session, too
         for fd in (self._req_w, self._resp_r):
             try:
                 os.close(fd)
@@ -299,7 +299,7 @@ class RemoteImplementation:
     def _start(self, roots: set[str]) -> _Worker:
         for other in _live:  # one worker at a time: the memory budget holds for all of them together
             if other._worker is not None:
-                other._worker.close()
+                other._worker.kill()
                 other._worker = None
         try:
             live = {r for r in roots | _cached_roots() if os.path.isdir(r)}  # a damaged copy is gone after its test
@@ -309,7 +309,9 @@ class RemoteImplementation:
             raise MissingFunction(f"{self.source} could not be imported: {self.error}") from None
         if worker.ready is None or not worker.ready.get("ready"):
             status = worker.exit_status()
-            if worker.ready is None:
+            if worker.out_of_memory():
+                self.error = f"it used more than its memory budget ({cgroup.budget() >> 20} MiB, all its processes together) while being imported"
+            elif worker.ready is None:
                 self.error = f"the process ended (exit status {status}) while importing it"
             else:
                 kind, message = (list(worker.ready.get("error") or []) + ["Error", ""])[:2]
@@ -351,6 +353,8 @@ class RemoteImplementation:
             status = worker.exit_status()
             worker.kill()
             self._worker = None
+            if worker.out_of_memory():
+                raise ProcessDied(f"the process running {func}() was killed: your code used more than its memory budget ({cgroup.budget() >> 20} MiB, all its processes together)")
             why = "killed by a signal (out of memory or CPU time?)" if status is not None and status < 0 else f"exit status {status}"
             raise ProcessDied(f"the process running {func}() ended ({why}): does your code call sys.exit() or os._exit()?")
         if "ok" in answer:
@@ -363,7 +367,7 @@ class RemoteImplementation:
     def close(self) -> None:
         """Stop the worker (and remove the sandbox dir if this object made it)."""
         if self._worker is not None:
-            self._worker.close()
+            self._worker.kill()
             self._worker = None
         if self._owns:
             shutil.rmtree(self.box.base, ignore_errors=True)
