@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import sys
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
@@ -437,15 +438,23 @@ def _as_copied(state: dict[str, tuple]) -> dict[str, tuple]:
 
 def wait_past(state: dict[str, tuple]) -> None:
     """Return once the file system clock has moved past every ctime in ``state``, so that any
-    change made from now on shows in a later :func:`tree_state` (timestamps are coarse: a change
-    in the same clock tick as the state was taken would keep the same ctime)."""
+    change made from now on shows in a later :func:`tree_state`. File times come from a coarse
+    clock (one tick, 1–10 ms, behind the precise one) unless the kernel made one precise: past
+    the newest ctime by a tick of the coarse clock, every later change has a later ctime."""
     newest = max(f[5] for f in state.values())
-    clock = getattr(time, "CLOCK_REALTIME_COARSE", None)
+    try:
+        tick = int(time.clock_getres(_COARSE_CLOCK) * 1e9) if _COARSE_CLOCK is not None else 20_000_000
+    except OSError:
+        tick = 20_000_000
     deadline = time.monotonic() + 1.0
-    while (time.clock_gettime_ns(clock) if clock is not None else time.time_ns() - 20_000_000) <= newest:
-        if time.monotonic() > deadline:  # a clock set back: nothing to wait for that will come
+    while time.time_ns() - tick <= newest:
+        if time.monotonic() > deadline:  # the clock was set back: waiting would not help
             return
         time.sleep(0.001)
+
+
+#: Linux's CLOCK_REALTIME_COARSE (not exported by Python's ``time``), the clock of file times.
+_COARSE_CLOCK = 5 if sys.platform.startswith("linux") else None
 
 
 def restore_copy(src: str | os.PathLike[str], dst: str | os.PathLike[str], before: dict[str, tuple],
