@@ -89,9 +89,9 @@ class _CpuMeter:
 
 
 def _tox_runs(class_dir: Path, sample: int, cache: Path, meter: _CpuMeter) -> tuple[float, float, str]:
-    """Seconds per submission of a student's own warm ``tox -e lab1`` (their code, their seed),
-    the mean over the first ``sample`` students (perfect and blank in turn, as in the class); without tox, ``pytest tests/test_lab1.py`` in a fresh
-    process instead (which leaves out tox's own start)."""
+    """Wall and CPU seconds of a student's own warm ``tox -e lab1`` (their code, their seed), the
+    mean over the first ``sample`` students (perfect and blank in turn, as in the class); without
+    tox, ``pytest tests/test_lab1.py`` in a fresh process instead (leaving out tox's own start)."""
     repo = repo_root()
     students = sorted(class_dir.iterdir())[:max(sample, 1)]
     tox = shutil.which("tox")
