@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import zlib
 from dataclasses import dataclass, field
 from dataclasses import replace as replace_entry
 from functools import cached_property
+from json.encoder import encode_basestring as _json_string  # what json.dumps(ensure_ascii=False) uses
 from typing import Literal
 
 from .formats import WHITEOUT_OPAQUE, WHITEOUT_PREFIX
@@ -32,7 +32,7 @@ _BLOCK = 512
 _TYPEFLAG = {"file": b"0", "hardlink": b"1", "symlink": b"2", "dir": b"5"}
 # Go 1.8's archive/tar kept the file type in the mode field; moby's layers still carry it.
 _TYPE_BITS = {"file": 0o100000, "hardlink": 0o100000, "symlink": 0o120000, "dir": 0o040000}
-_OWNER_NAMES = {0: "root"}
+_OWNER_NAMES = {0: b"root"}
 
 
 def sha256_digest(data: bytes) -> str:
@@ -52,15 +52,32 @@ def _crc64_table() -> list[int]:
 
 
 _CRC64 = _crc64_table()
+_ONES64 = (1 << 64) - 1
+_BIT_REVERSED = bytes(int(f"{i:08b}"[::-1], 2) for i in range(256))
 
 
 def crc64_iso(data: bytes) -> bytes:
-    """CRC-64/GO-ISO of ``data``, big-endian: the checksum tar-split stores per file."""
-    crc = 0xFFFFFFFFFFFFFFFF
-    table = _CRC64
-    for byte in data:
-        crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
-    return (crc ^ 0xFFFFFFFFFFFFFFFF).to_bytes(8, "big")
+    """CRC-64/GO-ISO of ``data``, big-endian: the checksum tar-split stores per file.
+
+    Short data goes through the byte table. Longer data is reduced as one polynomial with
+    Python's big integers: the ISO polynomial is ``x^64 + Q`` with ``Q = x^4 + x^3 + x + 1``, so
+    ``x^(64m) = Q^m = x^(4m) + x^(3m) + x^m + 1`` (m a power of two) and a fold of the high part
+    costs four shifts and xors, whatever its length.
+    """
+    if len(data) < 32:
+        crc = _ONES64
+        table = _CRC64
+        for byte in data:
+            crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+        return (crc ^ _ONES64).to_bytes(8, "big")
+    # the reflected CRC of data is the plain CRC of its bit-reversed bytes, register reflected
+    value = (int.from_bytes(data.translate(_BIT_REVERSED), "big") << 64) ^ (_ONES64 << (8 * len(data)))
+    while value >> 64:
+        m = 1 << (((value.bit_length() - 1) // 64).bit_length() - 1)
+        high = value >> (64 * m)
+        value = (value & ((1 << (64 * m)) - 1)) ^ high ^ (high << m) ^ (high << 3 * m) ^ (high << 4 * m)
+    register = int.from_bytes(value.to_bytes(8, "big").translate(_BIT_REVERSED), "little")
+    return (register ^ _ONES64).to_bytes(8, "big")
 
 
 @dataclass(frozen=True)
@@ -100,10 +117,6 @@ class Entry:
         return tuple(self.tar_name.rstrip("/").split("/"))
 
 
-def _octal(value: int, width: int) -> bytes:
-    return b"%0*o\0" % (width - 1, value)
-
-
 def _split_name(name: str) -> tuple[bytes, bytes]:
     raw = name.encode()
     if len(raw) <= 100:
@@ -123,27 +136,25 @@ def ustar_header(entry: Entry, size: int) -> bytes:
     else:
         mode = entry.mode & 0o7777
     name, prefix = _split_name(entry.tar_name)
-    block = bytearray(_BLOCK)
-    block[0 : len(name)] = name
-    block[100:108] = _octal(mode | _TYPE_BITS[kind], 8)
-    block[108:116] = _octal(entry.uid, 8)
-    block[116:124] = _octal(entry.gid, 8)
-    block[124:136] = _octal(size, 12)
-    block[136:148] = _octal(entry.mtime, 12)
-    block[148:156] = b" " * 8
-    block[156:157] = _TYPEFLAG[kind]
     target = entry.target.encode()
-    block[157 : 157 + len(target)] = target
-    block[257:265] = b"ustar\x0000"
-    uname = _OWNER_NAMES.get(entry.uid, "").encode()
-    gname = _OWNER_NAMES.get(entry.gid, "").encode()
-    block[265 : 265 + len(uname)] = uname
-    block[297 : 297 + len(gname)] = gname
-    block[329:337] = _octal(0, 8)
-    block[337:345] = _octal(0, 8)
-    block[345 : 345 + len(prefix)] = prefix
-    block[148:156] = b"%06o\0 " % sum(block)
-    return bytes(block)
+    if len(target) > 100:
+        raise ValueError(f"link target too long for a ustar header: {entry.target!r}")
+    block = b"".join((
+        name.ljust(100, b"\0"),
+        # mode, uid, gid, size, mtime in octal; the checksum field counts as spaces while summed
+        b"%07o\0%07o\0%07o\0%011o\0%011o\0        " % (mode | _TYPE_BITS[kind], entry.uid, entry.gid, size, entry.mtime),
+        _TYPEFLAG[kind],
+        target.ljust(100, b"\0"),
+        b"ustar\x0000",
+        _OWNER_NAMES.get(entry.uid, b"").ljust(32, b"\0"),
+        _OWNER_NAMES.get(entry.gid, b"").ljust(32, b"\0"),
+        b"0000000\x000000000\x00",  # device major and minor
+        prefix.ljust(155, b"\0"),
+        bytes(12),
+    ))
+    if len(block) != _BLOCK:
+        raise ValueError(f"a number of {entry.path!r} does not fit its ustar header field")
+    return b"%s%06o\0 %s" % (block[:148], sum(block), block[156:])
 
 
 @dataclass(frozen=True)
@@ -255,14 +266,12 @@ def _segment(raw: bytes, position: int) -> bytes:
 def _file_entry(name: str, data: bytes, position: int) -> bytes:
     # Go's encoding/json of tar-split's storage.Entry: fields in struct order, size omitted
     # when 0, payload null when there is no content to checksum.
-    fields = {"type": 1, "name": name}
+    quoted = _json_string(name).encode()
     if data:
-        fields["size"] = len(data)
-        fields["payload"] = base64.b64encode(crc64_iso(data)).decode()
-    else:
-        fields["payload"] = None
-    fields["position"] = position
-    return json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+        checksum = base64.b64encode(crc64_iso(data))
+        return b'{"type":1,"name":%s,"size":%d,"payload":"%s","position":%d}\n' % (
+            quoted, len(data), checksum, position)
+    return b'{"type":1,"name":%s,"payload":null,"position":%d}\n' % (quoted, position)
 
 
 def _gzip(data: bytes) -> bytes:

@@ -8,6 +8,7 @@ links, container ids) from the host's seeded Faker in a fixed order.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from collections.abc import Set as PathSet
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -16,7 +17,7 @@ from . import CANONICAL_SEED, documents
 from .errors import UnknownImageError
 from .formats import source_repository
 from .layer import Entry, Layer, sha256_digest
-from .provider import new_faker, reseeded_faker
+from .provider import host_generator, reseeded_faker
 from .recipe import ContainerRecipe, ImageRecipe, LayerRecipe, derived_seed
 from .truth import Changes, ContainerTruth, ImageTruth, LayerTruth, RootTruth
 
@@ -175,14 +176,16 @@ def _container_truth(cp: ContainerPlan) -> ContainerTruth:
 # -- changes a layer makes -----------------------------------------------------------------------
 
 
-def _still_visible(below: set[str], entries: Sequence[Entry]) -> set[str]:
+def _still_visible(below: PathSet[str], entries: Sequence[Entry]) -> PathSet[str]:
     """The paths of ``below`` that a layer with ``entries`` lets through (overlay semantics).
 
     A whiteout hides its path and everything under it; an opaque directory hides what the
     layers below had in it; a file or link over a directory hides what that directory held.
     """
     gone = {"/" + e.path for e in entries if e.kind == "whiteout"}
-    covers = {"/" + e.path for e in entries if e.kind != "dir"}
+    covers = {"/" + e.path for e in entries if e.kind != "dir"} & _ancestors(below)
+    if not covers:  # the usual case: nothing of this layer sits over a directory below
+        return below - gone
 
     def hidden(path: str) -> bool:
         if path in gone:
@@ -197,8 +200,20 @@ def _still_visible(below: set[str], entries: Sequence[Entry]) -> set[str]:
     return {p for p in below if not hidden(p)}
 
 
-def _changes(entries: Sequence[Entry], below: set[str]) -> Changes:
-    """Classify a layer's entries against the paths the layers below show through it.
+def _ancestors(paths: PathSet[str]) -> set[str]:
+    """Every directory above some path of ``paths`` (``/a`` and ``/a/b`` for ``/a/b/c``)."""
+    out: set[str] = set()
+    level = set(paths)
+    while level:  # one level up at a time
+        level = {path.rpartition("/")[0] for path in level} - out
+        level.discard("")
+        out |= level
+    return out
+
+
+def _stacked_on(below: PathSet[str], entries: Sequence[Entry]) -> tuple[Changes, frozenset[str]]:
+    """What a layer with ``entries`` changes over the paths ``below`` it, and the paths visible
+    through it.
 
     What sits in an opaque directory of this same layer is added, even if a lower layer had
     the same name (``docker diff`` says ``A``).
@@ -218,13 +233,19 @@ def _changes(entries: Sequence[Entry], below: set[str]) -> Changes:
             changed.append(path)
         else:
             added.append(path)
-    return Changes(*(tuple(sorted(x)) for x in (added, changed, deleted, opaque)))
-
-
-def _apply(paths: set[str], entries: Sequence[Entry]) -> set[str]:
-    """The paths visible after stacking ``entries`` on ``paths``."""
+    changes = Changes(*(tuple(sorted(x)) for x in (added, changed, deleted, opaque)))
     own = {"/" + e.path for e in entries if e.kind not in ("whiteout", "opaque")}
-    return _still_visible(paths, entries) | own
+    return changes, frozenset(seen | own)
+
+
+def _changes(entries: Sequence[Entry], below: PathSet[str]) -> Changes:
+    """Classify a layer's entries against the paths the layers below show through it."""
+    return _stacked_on(below, entries)[0]
+
+
+def _apply(paths: PathSet[str], entries: Sequence[Entry]) -> frozenset[str]:
+    """The paths visible after stacking ``entries`` on ``paths``."""
+    return _stacked_on(paths, entries)[1]
 
 
 # -- content-derived layers, shared by the plans of one process -----------------------------------
@@ -235,7 +256,16 @@ def _apply(paths: set[str], entries: Sequence[Entry]) -> set[str]:
 #: selection), so each layer's entries, tar, tar-split and gzip blob are made once, not per root.
 #: A :class:`Layer` is immutable (its derived bytes are cached on it), so sharing it changes no byte.
 _CONTENT_LAYERS: dict[tuple[Any, ...], Layer] = {}
-_CONTENT_LAYERS_MAX = 512  # a whole catalogue's layers for a few seeds; oldest dropped first
+#: What a layer changes and the paths visible through it, by db id. A db id (ChainID) names the
+#: whole stack's content, so both follow from it alone, whatever the host or the selection.
+_STACKED: dict[str, tuple[Changes, frozenset[str]]] = {}
+_CONTENT_MAX = 512  # a whole catalogue's layers for a few seeds; oldest dropped first
+
+
+def _remember(memo: dict[Any, Any], key: Any, value: Any) -> None:
+    while len(memo) >= _CONTENT_MAX:
+        del memo[next(iter(memo))]
+    memo[key] = value
 
 
 def _content_layer(seed: int, recipe: LayerRecipe, created_by: str, moment: Any) -> Layer:
@@ -244,10 +274,17 @@ def _content_layer(seed: int, recipe: LayerRecipe, created_by: str, moment: Any)
     if layer is None:
         mtime, _ = moment("layer", recipe.name)  # derived from the content seed only
         layer = Layer(tuple(recipe.build(seed, mtime)), created_by)
-        while len(_CONTENT_LAYERS) >= _CONTENT_LAYERS_MAX:
-            del _CONTENT_LAYERS[next(iter(_CONTENT_LAYERS))]
-        _CONTENT_LAYERS[key] = layer
+        _remember(_CONTENT_LAYERS, key, layer)
     return layer
+
+
+def _stacked(db_id: str, layer: Layer, below: frozenset[str]) -> tuple[Changes, frozenset[str]]:
+    """What ``layer`` changes over the paths ``below`` it, and the paths visible through it."""
+    found = _STACKED.get(db_id)
+    if found is None:
+        found = _stacked_on(below, layer.entries)
+        _remember(_STACKED, db_id, found)
+    return found
 
 
 # -- the planner ---------------------------------------------------------------------------------
@@ -265,10 +302,10 @@ class _Planner:
         self.container_recipes = containers
         self.seed = seed
         self.host_seed = host_seed
-        self.host = new_faker(derived_seed(host_seed, "host"))
+        self.host = host_generator(derived_seed(host_seed, "host"))
         self.layer_cache: dict[str, Layer] = {}
         self.layers: dict[str, LayerPlan] = {}
-        self.paths: dict[str, set[str]] = {"": set()}  # visible paths by db id
+        self.paths: dict[str, frozenset[str]] = {"": frozenset()}  # visible paths by db id
         self.pull_order: list[tuple[str, LayerPlan]] = []
         self.clock = datetime(2024, 1, 1, tzinfo=timezone.utc) + timedelta(
             seconds=int(reseeded_faker(derived_seed(host_seed, "clock")).random.uniform(0, 3e7))
@@ -296,16 +333,15 @@ class _Planner:
             parent = stack[-1] if stack else None
             lp = self.layers.get(db_id)
             if lp is None:
-                below = self.paths[parent.db_id if parent else ""]
+                changes, self.paths[db_id] = _stacked(db_id, layer, self.paths[parent.db_id if parent else ""])
                 lp = LayerPlan(
                     layer=layer,
                     db_id=db_id,
                     parent=parent,
                     cache_id=self.host.cache_id(),
                     link=self.host.overlay_link(),
-                    changes=_changes(layer.entries, below),
+                    changes=changes,
                 )
-                self.paths[db_id] = _apply(below, layer.entries)
                 self.layers[db_id] = lp
                 if parent is not None:
                     parent.has_child = True
@@ -434,7 +470,7 @@ class _Planner:
             kernel_xattrs=kernel,
         )
 
-    def _kernel_marks(self, entries: Sequence[Entry], below: set[str]) -> dict[str, dict[str, bytes]]:
+    def _kernel_marks(self, entries: Sequence[Entry], below: PathSet[str]) -> dict[str, dict[str, bytes]]:
         """The xattrs overlayfs leaves in a layer it mounted (seen on a real daemon):
         ``overlay.uuid`` on ``diff/``; ``overlay.origin`` (a file handle) on every entry copied
         up from below; ``overlay.impure`` on each directory holding such an entry."""
@@ -491,7 +527,7 @@ _INIT_FILES: tuple[Entry, ...] = (
 _INIT_DIRS = ("dev/pts", "dev/shm", "proc", "sys")
 
 
-def _init_unlinks_a_file(image_paths: set[str]) -> bool:
+def _init_unlinks_a_file(image_paths: PathSet[str]) -> bool:
     """Whether ``docker create`` deleted something while it filled the init layer.
 
     moby unlinks each init file's path before creating it; where the image has that path, the
@@ -507,7 +543,7 @@ def _made_whiteouts(entries: Sequence[Entry]) -> bool:
     return any(e.kind in ("whiteout", "opaque") for e in entries)
 
 
-def init_layer(image_paths: set[str] | frozenset[str] = frozenset()) -> Layer:
+def init_layer(image_paths: PathSet[str] = frozenset()) -> Layer:
     """The ``-init`` layer of a container on an image whose visible paths are ``image_paths``."""
     dirs = [Entry(d, "dir", 0o755) for d in _INIT_DIRS if "/" + d not in image_paths]
     return Layer(_INIT_FILES + tuple(dirs))

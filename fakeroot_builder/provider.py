@@ -9,12 +9,14 @@ whole root reproducible.
 from __future__ import annotations
 
 import base64
+import os
+import random
 from datetime import datetime, timedelta, timezone
 
-from faker import Faker
+from faker import Faker, Generator
 from faker.providers import BaseProvider
 
-__all__ = ["DockerProvider", "new_faker", "reseeded_faker"]
+__all__ = ["DockerProvider", "host_generator", "new_faker", "reseeded_faker", "seeded_bytes"]
 
 # moby's namesgenerator: adjective_surname. A sample of both lists is plenty here.
 _ADJECTIVES = (
@@ -71,6 +73,29 @@ class DockerProvider(BaseProvider):
         span = (datetime(year_to, 12, 31, tzinfo=timezone.utc) - start).total_seconds()
         return start + timedelta(seconds=int(self.generator.random.uniform(0, span)))
 
+    def binary(self, length: int = 1024 * 1024) -> bytes:
+        """Faker's ``binary``, byte for byte (see :func:`seeded_bytes`)."""
+        if not self.generator._is_seeded:
+            return os.urandom(length)
+        return seeded_bytes(self.generator.random, length)
+
+
+def seeded_bytes(rng: random.Random, length: int) -> bytes:
+    """``bytes(rng.randrange(256) for _ in range(length))`` (Faker's seeded ``binary``), byte for
+    byte and leaving ``rng`` in the same state, several times faster.
+
+    ``randrange(256)`` draws ``getrandbits(9)`` until it is below 256; doing the same draws here,
+    without randrange's overhead, keeps every tree the same.
+    """
+    bits = rng.getrandbits
+    out = bytearray(length)
+    for i in range(length):
+        r = bits(9)
+        while r >= 256:
+            r = bits(9)
+        out[i] = r
+    return bytes(out)
+
 
 def new_faker(seed: int) -> Faker:
     """A Faker seeded with ``seed`` and carrying :class:`DockerProvider`."""
@@ -78,6 +103,18 @@ def new_faker(seed: int) -> Faker:
     fake.add_provider(DockerProvider)
     fake.seed_instance(seed)
     return fake
+
+
+def host_generator(seed: int) -> Generator:
+    """A generator with only :class:`DockerProvider`, seeded with ``seed``: what a daemon draws.
+
+    Its values are those of ``new_faker(seed)`` (same provider, same seeded ``random.Random``),
+    and it is made in microseconds where a full Faker takes milliseconds.
+    """
+    generator = Generator()
+    generator.add_provider(DockerProvider)
+    generator.seed_instance(seed)
+    return generator
 
 
 _SHARED: Faker | None = None

@@ -32,7 +32,8 @@ Typical look-ups for a graded test::
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
+from functools import cache
 from typing import Any
 
 __all__ = [
@@ -307,18 +308,21 @@ class RootTruth:
         return _load(cls, json.loads(text))
 
 
+#: Properties written beside the fields, for readers of the JSON.
+_EXTRAS: dict[type, tuple[str, ...]] = {LayerTruth: ("diff_dir",), BlobTruth: ("path",), SnapshotTruth: ("dir", "fs_dir")}
+
+
+@cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls)) + _EXTRAS.get(cls, ())
+
+
 def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, LayerTruth):
-        return {**asdict(obj), "diff_dir": obj.diff_dir}
-    if isinstance(obj, BlobTruth):
-        return {**asdict(obj), "path": obj.path}
-    if isinstance(obj, SnapshotTruth):
-        return {**asdict(obj), "dir": obj.dir, "fs_dir": obj.fs_dir}
-    if isinstance(obj, dict):
-        return dict(obj)
     if hasattr(obj, "__dataclass_fields__"):
-        return {f.name: _jsonable(getattr(obj, f.name)) for f in fields(obj)}
-    if isinstance(obj, tuple):
+        return {name: _jsonable(getattr(obj, name)) for name in _field_names(type(obj))}
+    if isinstance(obj, dict):
+        return {key: _jsonable(value) for key, value in obj.items()}
+    if isinstance(obj, (tuple, list)):
         return [_jsonable(x) for x in obj]
     return obj
 

@@ -280,7 +280,8 @@ class Checker:
             shown = f"{name}({', '.join(_show(a) for a in args)})"
             lines = _lists_diff(got, expected) if isinstance(expected, dict) and all(
                 isinstance(v, list) for v in expected.values()) else _options_diff(
-                self._roots(args, got) if isinstance(got, str) else got, self._roots(args, expected))
+                self._roots(args, got) if isinstance(got, str) else got,
+                self._roots(args, expected) if isinstance(expected, str) else expected)
             if lines:
                 detail = "".join(f"\n    {line}" for line in lines)
                 answer = f"\n  differs:{detail}"

@@ -83,6 +83,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"where the time goes (CPU-parallel seconds per submission): hidden-tree builds {hidden / n:.2f} s, "
           f"sandbox start {start_s / n:.2f} s ({starts / n:.1f} workers of {start_s / max(starts, 1) * 1000:.0f} ms), "
           f"tests {max(pytest_s - start_s, 0.0) / n:.2f} s; shared trees once {timings.get('shared_trees', 0.0):.1f} s")
+    joins = timings.get("cgroup_join_seconds", 0.0)
+    print(f"memory budget: a cgroup, joined in {joins / max(starts, 1) * 1000:.1f} ms per worker start" if joins
+          else "memory budget: RLIMIT_AS (no memory cgroup here)")
     print(f"load average (1 min) before/after grading: {load_before[0]:.1f} / {load_after[0]:.1f} on {os.cpu_count()} cores")
     return 0
 

@@ -61,7 +61,7 @@ def _secret_off_the_command_line() -> None:
 
 
 def _cmd_grade(args: argparse.Namespace) -> int:
-    from .grader import SandboxRequired, Timeouts, grade_class
+    from .grader import GradingStopped, SandboxRequired, Timeouts, grade_class
     from .sandbox import SandboxUnavailable
 
     _secret_off_the_command_line()
@@ -81,10 +81,17 @@ def _cmd_grade(args: argparse.Namespace) -> int:
             class_dir, Path(args.out).expanduser(), secret, labs, args.jobs,
             Timeouts(test=args.test_timeout, submission=args.timeout),
             seeds_per_student=args.seeds, keep=args.keep, progress=not args.no_progress,
-            require_sandbox=args.require_sandbox,
+            require_sandbox=args.require_sandbox, scratch_in=Path(args.scratch).expanduser() if args.scratch else None,
         )
     except (SandboxRequired, SandboxUnavailable) as exc:
         raise DockerLabError(str(exc)) from None
+    except GradingStopped as exc:
+        try:
+            print(f"dockerlab grade: {exc}: {args.out}/grades.csv lists every student; those not graded yet "
+                  "say so in its note", file=sys.stderr)
+        except OSError:  # SIGHUP: the terminal may be gone
+            pass
+        return 128 + exc.signum
     total = sum(r.total for r in results)
     best = sum(r.max for r in results)
     print(f"graded {len(results)} submissions into {args.out}/grades.csv ({total}/{best} points in all)")
@@ -135,6 +142,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--timeout", type=float, default=180.0, help="wall seconds per lab of a submission (default: 180)")
     p.add_argument("--seeds", type=int, default=1, help="hidden trees per student, besides the canonical one (default: 1)")
     p.add_argument("--keep", action="store_true", help="keep the scratch directories (debugging)")
+    p.add_argument("--scratch", default=None, metavar="DIR",
+                   help="make the run's temporary folder in DIR (default: /dev/shm, else $TMPDIR); removed at the end")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_grade)
 

@@ -13,10 +13,16 @@ Whatever one submission does, every student gets a row: staging, running and sco
 guarded per student, and the gradebook is written (atomically) even when the run is stopped.
 The grader and its children are non-dumpable, so no other process of the same user can read
 their memory, environment or open files through ``/proc``.
+
+Each submission's workers share one memory cgroup where the machine offers one (:mod:`.cgroup`;
+else RLIMIT_AS per worker stays the budget). SIGTERM, SIGHUP and Ctrl-C stop a run the same
+way: children and workers killed, the gradebook written (the students not graded yet get a row
+saying so), scratch and cgroups removed, then :class:`GradingStopped` is raised.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -35,9 +41,9 @@ from pathlib import Path
 from dockerlab.labinfo import repo_root
 from fakeroot_builder.safety import remove_tree
 
-from . import report, sandbox, submissions
+from . import cgroup, report, sandbox, submissions
 
-__all__ = ["SandboxRequired", "Timeouts", "derive_seed", "grade_class", "hidden_seeds"]
+__all__ = ["GradingStopped", "SandboxRequired", "Timeouts", "derive_seed", "grade_class", "hidden_seeds"]
 
 #: Hidden seeds start here, far from the public ones (2023, 7, a student's own < 1 000 000).
 _SEED_BASE = 10_000_000
@@ -49,6 +55,41 @@ _UID_BASE = 2_000_000_000
 
 class SandboxRequired(RuntimeError):
     """``require_sandbox`` was asked for and bubblewrap cannot run here."""
+
+
+class GradingStopped(KeyboardInterrupt):
+    """The run was stopped by a signal (SIGINT, SIGTERM, SIGHUP); the gradebook was written."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+        self.signum = signum
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_stop = {"armed": False}
+
+
+def _on_stop(signum: int, frame: object) -> None:
+    if _stop["armed"]:  # once: a second signal must not cut the clean-up short
+        _stop["armed"] = False
+        raise GradingStopped(signum)
+
+
+def _catch_stops() -> dict[int, object]:
+    """Make SIGTERM and SIGHUP stop the run like Ctrl-C does (main thread only); returns the old handlers."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    saved = {sig: signal.signal(sig, _on_stop) for sig in _STOP_SIGNALS}
+    _stop["armed"] = True
+    return saved
+
+
+def _restore(saved: dict[int, object]) -> None:
+    _stop["armed"] = False
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)
 
 
 @dataclass(frozen=True)
@@ -155,6 +196,7 @@ class _Job:
     lab_index: int = 0  # the lab its current child runs: one child, one budget, per lab
     notes: tuple[str, ...] = ()
     data: bytes = b""  # what its children sent so far
+    group: cgroup.Group | None = None  # its memory cgroup, made before its first child starts
 
     @property
     def lab(self) -> str:
@@ -185,7 +227,8 @@ def _run_child(job: _Job, shared: list[Path], results_fd: int, keep: bool) -> No
     """The body of a child: the graded tests against the sandboxed submission. Never returns."""
     try:
         os.setpgrp()
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        for sig in _STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_DFL)
         grader_dir = job.folder / "grader"
         log_path = grader_dir / "pytest.log" if keep else Path(os.devnull)
         log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -199,6 +242,9 @@ def _run_child(job: _Job, shared: list[Path], results_fd: int, keep: bool) -> No
         for var in ("DOCKERLAB_SECRET", "DOCKERLAB_STUDENT_ID", "DOCKERLAB_IMPL", "PYTEST_ADDOPTS",
                     "DOCKERLAB_SANDBOX_EXPOSE"):
             os.environ.pop(var, None)
+        os.environ.pop(cgroup.ENV, None)
+        if job.group is not None:  # where its workers go (the worker joins it before any student code runs)
+            os.environ[cgroup.ENV] = str(job.group.path)
         os.environ.update({
             "DOCKERLAB_HIDDEN_SEEDS": ",".join(str(s) for s in job.seeds),
             "DOCKERLAB_CACHE": str(cache),
@@ -258,10 +304,12 @@ class _Progress:
             sys.stderr.write("\n")
 
 
-def _default_scratch() -> Path:
+def _default_scratch(where: Path | None = None) -> Path:
+    """A new folder in ``where``, else in /dev/shm (memory: roots are many small files), else $TMPDIR."""
     shm = Path("/dev/shm")
-    where = shm if shm.is_dir() and os.access(shm, os.W_OK) else None
-    return Path(tempfile.mkdtemp(prefix="dockerlab-grade-", dir=where))
+    if where is None and shm.is_dir() and os.access(shm, os.W_OK):
+        where = shm
+    return Path(tempfile.mkdtemp(prefix="dockerlab-grade-", dir=where)).resolve()
 
 
 def _say(text: str) -> None:
@@ -278,11 +326,15 @@ def grade_class(
     *,
     seeds_per_student: int = 1,
     scratch: Path | None = None,
+    scratch_in: Path | None = None,
     keep: bool = False,
     progress: bool = True,
     require_sandbox: bool = False,
 ) -> list[report.StudentResult]:
     """Grade every submission of ``class_dir`` into ``out_dir``; returns the results.
+
+    ``scratch`` is the run's own temporary folder (removed at the end unless ``keep``); without
+    it a new one is made in ``scratch_in`` (default /dev/shm, else $TMPDIR).
 
     Prints the sandbox mode in force first (and a warning when it is weaker than bubblewrap);
     with ``require_sandbox`` a machine without working bubblewrap is refused.
@@ -296,24 +348,33 @@ def grade_class(
     timeouts = timeouts or Timeouts()
     jobs = max(1, jobs or os.cpu_count() or 1)
     state = sandbox.info()
-    _say(f"sandbox: {state.description}")
-    if state.warning:
-        _say(state.warning)
     if require_sandbox and state.mode != "bwrap":
+        _say(f"sandbox: {state.description}")
         raise SandboxRequired(f"--require-sandbox: bubblewrap cannot run here ({state.problems.get('bwrap', state.mode)}); "
                               "nothing was graded")
     _nondumpable()
     out_dir.mkdir(parents=True, exist_ok=True)
-    scratch = Path(scratch).resolve() if scratch else _default_scratch()
-    scratch.mkdir(parents=True, exist_ok=True)
-    os.chmod(scratch, 0o711)
+    found = submissions.collect(class_dir)
     results: list[report.StudentResult] = []
     saved = {var: os.environ.get(var) for var in ("DOCKERLAB_GRADE_SCRATCH", "DOCKERLAB_CACHE_SALT", "DOCKERLAB_SANDBOX_UID")}
-    os.environ["DOCKERLAB_GRADE_SCRATCH"] = str(scratch)  # where the fallback sandbox may chmod
-    os.environ["DOCKERLAB_CACHE_SALT"] = secrets.token_hex(16)  # root folder names say nothing of their seed
-    found = submissions.collect(class_dir)
+    scratch = Path(scratch).resolve() if scratch else None
+    memory: cgroup.RunGroup | None = None
     TIMINGS.clear()
+    saved_handlers = _catch_stops()
     try:
+        made = cgroup.RunGroup.create()
+        if isinstance(made, str):
+            state = dataclasses.replace(state, memory="RLIMIT_AS", memory_why=made)
+        else:
+            memory, state = made, dataclasses.replace(state, memory=made.kind)
+        _say(f"sandbox: {state.description}")
+        if state.warning:
+            _say(state.warning)
+        scratch = scratch or _default_scratch(scratch_in)
+        scratch.mkdir(parents=True, exist_ok=True)
+        os.chmod(scratch, 0o711)
+        os.environ["DOCKERLAB_GRADE_SCRATCH"] = str(scratch)  # where the fallback sandbox may chmod
+        os.environ["DOCKERLAB_CACHE_SALT"] = secrets.token_hex(16)  # root folder names say nothing of their seed
         started = time.monotonic()
         _warm_up()
         with warnings.catch_warnings(record=True) as caught:  # the builder's notes, once, not per tree
@@ -332,19 +393,26 @@ def grade_class(
             seeds = hidden_seeds(secret, sub.student, seeds_per_student)
             todo.append(_Job(sub.student, scratch / "students" / str(index), seeds, labs, timeouts, _UID_BASE + index, sub,
                              tuple(kinds)))
-        results = refused + _run_all(todo, shared, jobs, out_dir, keep, _Progress(len(todo), progress), secret)
+        results = refused  # then each graded one as it ends: a stopped run keeps those already graded
+        _run_all(todo, shared, jobs, out_dir, keep, _Progress(len(todo), progress), secret, memory, results)
     finally:
-        for var, value in saved.items():
-            if value is None:
-                os.environ.pop(var, None)
-            else:
-                os.environ[var] = value
-        graded = {r.student for r in results}
-        results += [report.StudentResult(s.student, report.no_tasks(labs), "not graded: the run was stopped")
-                    for s in found if s.student not in graded]
-        report.write_csv(results, labs, out_dir / "grades.csv", mode=state.summary)
-        if not keep:
-            _remove(scratch)
+        _stop["armed"] = False  # from here on a stop signal waits: the clean-up runs to its end
+        try:
+            for var, value in saved.items():
+                if value is None:
+                    os.environ.pop(var, None)
+                else:
+                    os.environ[var] = value
+            graded = {r.student for r in results}
+            results += [report.StudentResult(s.student, report.no_tasks(labs), "not graded: the run was stopped")
+                        for s in found if s.student not in graded]
+            report.write_csv(results, labs, out_dir / "grades.csv", mode=state.summary)
+        finally:
+            if memory is not None:
+                memory.close()
+            if scratch is not None and not keep:
+                _remove(scratch)
+            _restore(saved_handlers)
     return results
 
 
@@ -355,18 +423,24 @@ def _remove(path: Path) -> None:
         _say(f"could not remove {path}: {exc}")
 
 
-def _start(job: _Job, ctx, shared: list[Path], keep: bool):  # noqa: ANN001, ANN202
-    """Stage the submission (before its first lab) and fork the child of its current lab;
-    returns (process, read end of its results pipe)."""
+def _start(job: _Job, ctx, shared: list[Path], keep: bool, memory: cgroup.RunGroup | None):  # noqa: ANN001, ANN202
+    """Stage the submission and make its memory cgroup (before its first lab), then fork the child
+    of its current lab; returns (process, read end of its results pipe)."""
     if job.lab_index == 0:
         (job.folder / "grader").mkdir(parents=True)
         os.chmod(job.folder, 0o700 if sandbox.mode() != "nobody" else 0o711)
         os.chmod(job.folder / "grader", 0o700)
         submissions.stage(job.source, job.folder / "submission")
+        if memory is not None:
+            try:
+                job.group = memory.submission(f"s{job.folder.name}")
+            except OSError as exc:
+                job.notes += (f"memory: RLIMIT_AS only (its cgroup could not be made: {exc.strerror or exc})",)
     read_fd, write_fd = os.pipe()
     os.set_blocking(read_fd, False)
     try:
-        proc = ctx.Process(target=_run_child, args=(job, shared, write_fd, keep), daemon=False)
+        proc = ctx.Process(target=_run_child, args=(job, shared, write_fd, keep), daemon=False,
+                           name=f"dockerlab-grade-{job.folder.name}")
         proc.start()
     finally:
         os.close(write_fd)
@@ -374,18 +448,42 @@ def _start(job: _Job, ctx, shared: list[Path], keep: bool):  # noqa: ANN001, ANN
 
 
 def _run_all(todo: list[_Job], shared: list[Path], jobs: int, out_dir: Path, keep: bool,
-             progress: _Progress, secret: str) -> list[report.StudentResult]:
-    ctx = multiprocessing.get_context("fork")
-    pending = list(reversed(todo))
+             progress: _Progress, secret: str, memory: cgroup.RunGroup | None = None,
+             results: list[report.StudentResult] | None = None) -> list[report.StudentResult]:
+    """Grade ``todo``, ``jobs`` at a time; each result is appended to ``results`` as soon as it is known."""
     # sentinel -> [job, process, deadline, results fd, bytes received, note]
     running: dict[int, list] = {}
-    results: list[report.StudentResult] = []
+    results = [] if results is None else results
+    try:
+        _run_loop(todo, shared, jobs, out_dir, keep, progress, secret, memory, running, results)
+    finally:  # stopped (a signal, an error): no child, no worker may outlive the run
+        for job, proc, *_ in running.values():
+            _kill_group(proc)
+        for proc in multiprocessing.active_children():  # one forked but not recorded yet
+            if proc.name.startswith("dockerlab-grade-"):
+                _kill_group(proc)
+                proc.join()
+        for job, proc, _, fd, *_ in running.values():
+            proc.join()
+            if fd >= 0:
+                os.close(fd)
+            if job.group is not None:
+                job.group.kill()
+            _kill_uid(job.uid)
+    return results
+
+
+def _run_loop(todo: list[_Job], shared: list[Path], jobs: int, out_dir: Path, keep: bool, progress: _Progress,
+              secret: str, memory: cgroup.RunGroup | None, running: dict[int, list],
+              results: list[report.StudentResult]) -> None:
+    ctx = multiprocessing.get_context("fork")
+    pending = list(reversed(todo))
     progress.step(0)
     while pending or running:
         while pending and len(running) < jobs:
             job = pending.pop()
             try:
-                proc, fd = _start(job, ctx, shared, keep)
+                proc, fd = _start(job, ctx, shared, keep, memory)
             except Exception as exc:  # noqa: BLE001 - a submission that cannot be staged still gets a row
                 job.notes += (f"not graded: the submission could not be prepared ({type(exc).__name__})",)
                 results.append(_finish(job, out_dir, keep, secret))
@@ -417,6 +515,8 @@ def _run_all(todo: list[_Job], shared: list[Path], jobs: int, out_dir: Path, kee
             if not note and proc.exitcode != 0:
                 note = f"the grading run of {job.lab} crashed (exit code {proc.exitcode}); its tasks not finished score 0"
             del running[sentinel]
+            if job.group is not None:
+                job.group.kill()  # nothing of its workers outlives its lab
             _kill_uid(job.uid)
             job.data += bytes(data)
             if note:
@@ -428,7 +528,6 @@ def _run_all(todo: list[_Job], shared: list[Path], jobs: int, out_dir: Path, kee
             results.append(_finish(job, out_dir, keep, secret))
             progress.done += 1
             progress.step(len(running))
-    return results
 
 
 def _receive(entry: list) -> bool:
@@ -466,6 +565,12 @@ def _add_timings(data: bytes) -> None:
 
 
 def _finish(job: _Job, out_dir: Path, keep: bool, secret: str) -> report.StudentResult:
+    if job.group is not None:
+        kills = job.group.oom_kills()
+        if kills:
+            job.notes += (f"memory: its code went over its {cgroup.budget() >> 20} MiB budget and was killed "
+                          f"{kills} time{'s' if kills > 1 else ''}; those tests score 0",)
+        job.group.remove()
     note = "; ".join(job.notes)
     _add_timings(job.data)
     try:

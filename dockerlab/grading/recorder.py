@@ -88,6 +88,7 @@ class Recorder:
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         self.timing.update(pytest=time.monotonic() - self.started, worker_starts=worker.STATS["starts"],
-                           worker_start_seconds=worker.STATS["start_seconds"])
+                           worker_start_seconds=worker.STATS["start_seconds"],
+                           cgroup_join_seconds=worker.STATS.get("cgroup_seconds", 0.0))
         self._write({"timing": self.timing})
         self._fh.close()

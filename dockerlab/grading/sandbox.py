@@ -330,15 +330,27 @@ class SandboxInfo:
     layers: tuple[str, ...] = ()
     warning: str = ""
     problems: dict[str, str] = field(default_factory=dict)
+    #: How the grader holds a submission to its memory budget, once it knows (``cgroup v1``,
+    #: ``cgroup v2`` or ``RLIMIT_AS``), and why there is no cgroup when there is none.
+    memory: str = ""
+    memory_why: str = ""
 
     @property
     def summary(self) -> str:
-        """One line: ``bwrap + landlock + seccomp``."""
-        return " + ".join((self.mode, *self.layers))
+        """One line: ``bwrap + landlock + seccomp`` (``+ memory cgroup v1`` once the grader knows)."""
+        return " + ".join((self.mode, *self.layers, *([f"memory {self.memory}"] if self.memory else [])))
 
     @property
     def description(self) -> str:
-        return f"{self.summary} ({DESCRIPTIONS[self.mode]})"
+        mib = int(os.environ.get("DOCKERLAB_SANDBOX_MEM", 1 << 30)) >> 20
+        if self.memory.startswith("cgroup"):
+            memory = f"; memory: {mib} MiB per submission, all its processes together (a {self.memory} memory cgroup)"
+        elif self.memory:
+            memory = (f"; memory: {mib} MiB of address space per worker process (RLIMIT_AS; a worker cannot fork and "
+                      f"a submission runs one at a time; no memory cgroup: {self.memory_why or 'none here'})")
+        else:
+            memory = ""
+        return f"{self.summary} ({DESCRIPTIONS[self.mode]}{memory})"
 
 
 def _probe(how: str) -> tuple[bool, tuple[str, ...], str]:

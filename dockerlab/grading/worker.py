@@ -39,7 +39,7 @@ from typing import Any, Callable
 from dockerlab.impl import MissingFunction
 from dockerlab.labinfo import lab as lab_info
 
-from . import sandbox
+from . import cgroup, sandbox
 
 __all__ = ["ProcessDied", "RemoteImplementation", "TimedOut", "prepare_roots", "set_budget"]
 
@@ -224,6 +224,12 @@ class _Worker:
         finally:
             os.close(req_r)
             os.close(resp_w)
+        joined = time.perf_counter()
+        self.group = cgroup.join(self.proc.pid)  # before the options line: no student code has run yet
+        self._ooms = self.group.oom_kills() if self.group else 0
+        if self.group is not None:  # the cgroup is the budget (memory used, all processes); RLIMIT_AS a
+            options["mem"] += 1 << 30  # backstop above it (address space threads reserve is not memory used)
+            STATS["cgroup_seconds"] = STATS.get("cgroup_seconds", 0.0) + time.perf_counter() - joined
         os.write(self._req_w, (json.dumps(options) + "\n").encode())
         self._buffer = b""
         self._next = 0
@@ -274,6 +280,10 @@ class _Worker:
             self.kill()
             return None
 
+    def out_of_memory(self) -> bool:
+        """The kernel killed a process of this worker's cgroup for memory since the worker started."""
+        return self.group is not None and self.group.oom_kills() > self._ooms
+
     def kill(self) -> None:
         if self.proc.poll() is None:
             try:
@@ -281,6 +291,8 @@ class _Worker:
             except (ProcessLookupError, PermissionError):
                 self.proc.kill()
             self.proc.wait()
+        if self.group is not None:
+            self.group.kill(0.5)  # what ran inside bubblewrap's own session, too
         for fd in (self._req_w, self._resp_r):
             try:
                 os.close(fd)
@@ -330,7 +342,9 @@ class RemoteImplementation:
             raise MissingFunction(f"{self.source} could not be imported: {self.error}") from None
         if worker.ready is None or not worker.ready.get("ready"):
             status = worker.exit_status()
-            if worker.ready is None:
+            if worker.out_of_memory():
+                self.error = f"it used more than its memory budget ({cgroup.budget() >> 20} MiB, all its processes together) while being imported"
+            elif worker.ready is None:
                 self.error = f"the process ended (exit status {status}) while importing it"
             else:
                 kind, message = (list(worker.ready.get("error") or []) + ["Error", ""])[:2]
@@ -372,6 +386,8 @@ class RemoteImplementation:
             status = worker.exit_status()
             worker.kill()
             self._worker = None
+            if worker.out_of_memory():
+                raise ProcessDied(f"the process running {func}() was killed: your code used more than its memory budget ({cgroup.budget() >> 20} MiB, all its processes together)")
             why = "killed by a signal (out of memory or CPU time?)" if status is not None and status < 0 else f"exit status {status}"
             raise ProcessDied(f"the process running {func}() ended ({why}): does your code call sys.exit() or os._exit()?")
         if "ok" in answer:

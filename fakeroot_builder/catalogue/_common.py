@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 
 from faker import Faker
 
+from ..provider import seeded_bytes
 from ..recipe import LayerContext, LayerRecipe, Step
 
 __all__ = [
@@ -96,19 +97,8 @@ _EM_X86_64 = 0x3E
 
 
 def _seeded_bytes(fake: Faker, length: int) -> bytes:
-    """``fake.binary(length)`` of a seeded Faker, byte for byte, ten times faster.
-
-    Faker draws each byte with ``random.randrange(256)``, i.e. ``getrandbits(9)`` until it is
-    below 256; doing the same draws here, without randrange's overhead, keeps every tree the same.
-    """
-    bits = fake.random.getrandbits
-    out = bytearray(length)
-    for i in range(length):
-        r = bits(9)
-        while r >= 256:
-            r = bits(9)
-        out[i] = r
-    return bytes(out)
+    """``fake.binary(length)`` of a seeded Faker, byte for byte."""
+    return seeded_bytes(fake.random, length)
 
 
 def elf_bytes(
