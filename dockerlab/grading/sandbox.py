@@ -61,13 +61,15 @@ class SandboxUnavailable(RuntimeError):
     """No sandbox mode can start a worker here (or the forced one cannot)."""
 
 
-#: The worker's script: it imports ``sandbox_main`` (its bytecode made here, once per grader process,
-#: so no worker compiles it again) from its own folder, which ``-I`` leaves off ``sys.path``.
+#: The worker's script (``grader/sandbox_main.py``, the name every process list shows): it imports
+#: this package's ``sandbox_main.py``, copied as ``grader/dockerlab_worker.py`` with its bytecode
+#: (made here once per grader process, so no worker compiles it again), from its own folder,
+#: which ``-I`` leaves off ``sys.path``.
 _LAUNCHER = """import sys
 sys.path.insert(0, __file__.rpartition("/")[0])
-import sandbox_main
+import dockerlab_worker
 del sys.path[0]
-sys.exit(sandbox_main.main())
+sys.exit(dockerlab_worker.main())
 """
 
 
@@ -83,7 +85,7 @@ class SandboxDir:
 
     @property
     def script(self) -> Path:
-        return self.grader / "run_worker.py"
+        return self.grader / "sandbox_main.py"
 
 
 def copy_labs(source: Path, target: Path) -> list[str]:
@@ -180,14 +182,15 @@ def _bytecode(source: Path) -> bytes:
         return target.read_bytes()
 
 
-def _install(source: Path, folder: Path) -> None:
+def _install(source: Path, folder: Path, name: str = "") -> None:
     """Copy a trusted module into a sandbox folder, with its bytecode beside it (the worker runs
     with ``-B``: it reads bytecode but never writes it; a worker of another Python version
     looks for another file name and compiles the source)."""
-    shutil.copyfile(source, folder / source.name)
+    target = folder / (name or source.name)
+    shutil.copyfile(source, target)
     code = _bytecode(source)
     if code:
-        cached = Path(importlib.util.cache_from_source(str(folder / source.name)))
+        cached = Path(importlib.util.cache_from_source(str(target)))
         cached.parent.mkdir(exist_ok=True)
         cached.write_bytes(code)
 
@@ -208,7 +211,7 @@ def prepare(base: Path, submission: Path, how: str | None = None) -> SandboxDir:
     for d in (box.grader, box.shim, box.shim / "fakeroot_builder", box.submission, box.submission / "labs", box.home):
         d.mkdir(exist_ok=True)
     box.script.write_text(_LAUNCHER)
-    _install(HERE / "sandbox_main.py", box.grader)
+    _install(HERE / "sandbox_main.py", box.grader, "dockerlab_worker.py")
     (box.shim / "fakeroot_builder" / "__init__.py").write_text("")
     for name in _SHIM_MODULES:
         _install(_BUILDER / name, box.shim / "fakeroot_builder")

@@ -1,7 +1,8 @@
 """The sandboxed worker: imports ONE student lab module and answers calls to its functions.
 
-Standard library only, run as ``python3 -I -S -B run_worker.py`` (which imports this module from
-its precompiled bytecode: see :func:`dockerlab.grading.sandbox.prepare`) by
+Standard library only, copied into each sandbox as ``grader/dockerlab_worker.py`` with its
+bytecode and run as ``python3 -I -S -B grader/sandbox_main.py`` (a launcher that imports it: see
+:func:`dockerlab.grading.sandbox.prepare`) by
 :mod:`dockerlab.grading.worker` (inside bubblewrap when available). It is the only process that
 ever runs student code.
 

@@ -175,7 +175,7 @@ threading.Thread(target=_kill_everyone, daemon=True).start()
 
 HOOK_ATTEMPTS = f'''
 import sys, os, posixpath
-for _main in (sys.modules.get("__main__"), sys.modules.get("sandbox_main")):
+for _main in (sys.modules.get("__main__"), sys.modules.get("dockerlab_worker")):
     for _name in ("_BLOCKED_EVENTS", "_WRITE_EVENTS", "_BLOCKED_MODULES", "CALL_EVENT", "_WRITE_FLAGS"):
         try:
             setattr(_main, _name, ())
