@@ -109,7 +109,9 @@ def cached_root(
 #: read this table, so they cannot drift apart.
 GRADED_ROOTS: dict[str, Callable[[int], dict[str, Any]]] = {
     "full": lambda seed: {"seed": seed},
-    "other-host": lambda seed: {"seed": seed, "host_seed": seed + 1},
+    # the same pull on a second host: the images lab 1 task 6 compares, no containers
+    "other-host": lambda seed: {"seed": seed, "host_seed": seed + 1, "images": ["nginx:latest", "alpine:3.19"],
+                                "containers": False},
     "other-content": lambda seed: {"seed": seed + 1, "images": ["nginx:latest"], "containers": False},
     "small": lambda seed: {"seed": seed, "images": ["nginx:latest", "nginx:alpine"], "containers": False},
     "small-with-containers": lambda seed: {"seed": seed, "images": ["nginx:latest", "alpine:3.19"]},

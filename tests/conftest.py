@@ -7,6 +7,7 @@ expected answers from the builder's ground truth, never from the implementation.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import re
@@ -129,20 +130,69 @@ def small_with_containers(seed_of_run: int) -> BuiltRoot:
     return graded_root("small-with-containers", seed_of_run)
 
 
+#: The graded root a fixture stands for, when a test passes it to ``broken_copy``.
+_COPIED_KINDS = {"root": "full", "canonical": "full", "croot": "containerd", "small": "small",
+                 "small_with_containers": "small-with-containers"}
+
+
+def _planned_copies(items: list[pytest.Item]) -> dict[tuple[str, int], int]:
+    """How many copies of which root (kind, seed) the selected tests will ask ``broken_copy`` for,
+    read from their source (``broken_copy(small)``); a copy missed here is made when asked."""
+    planned: dict[tuple[str, int], int] = {}
+    for item in items:
+        if "broken_copy" not in getattr(item, "fixturenames", ()):
+            continue
+        try:
+            source = inspect.getsource(item.obj)
+        except (OSError, TypeError):
+            continue
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        for name in re.findall(r"broken_copy\((\w+)\)", source):
+            if name not in _COPIED_KINDS:
+                continue
+            seed = params[name][1] if name in params else CANONICAL_SEED if name == "canonical" else graded_seeds()[-1][1]
+            key = (_COPIED_KINDS[name], seed)
+            planned[key] = planned.get(key, 0) + 1
+    return planned
+
+
+def _copy_beside(source: BuiltRoot) -> BuiltRoot:
+    """A copy of ``source`` beside the intact roots, under a random name of the same shape."""
+    folder = source.path.parent.parent / secrets.token_hex(10)
+    folder.mkdir()
+    return copy_root(source, folder / "root")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _spare_copies(request: pytest.FixtureRequest) -> Iterator[dict[Path, list[BuiltRoot]]]:
+    """When grading on hidden seeds: every copy the tests will damage, made before any student
+    code runs. The sandboxed worker then sees them all from its start (it needs no restart for
+    a root it could not see), and a damaged root was there as long as any intact one."""
+    pool: dict[Path, list[BuiltRoot]] = {}
+    if os.environ.get("DOCKERLAB_HIDDEN_SEEDS"):
+        for (kind, seed), count in _planned_copies(request.session.items).items():
+            source = graded_root(kind, seed)
+            pool[source.path] = [_copy_beside(source) for _ in range(count)]
+    yield pool
+    for spares in pool.values():
+        for spare in spares:
+            remove_tree(spare.path.parent)
+
+
 @pytest.fixture
-def broken_copy(tmp_path: Path) -> Iterator[Callable[[BuiltRoot], BuiltRoot]]:
+def broken_copy(tmp_path: Path, _spare_copies: dict[Path, list[BuiltRoot]]) -> Iterator[Callable[[BuiltRoot], BuiltRoot]]:
     """Copy a cached root so a test may damage it: into ``tmp_path``, or when grading on hidden
     seeds, beside the intact roots under a random name of the same shape (so no student code
-    can tell a damaged root from an intact one by where it lies)."""
+    can tell a damaged root from an intact one by where it lies), made ahead (``_spare_copies``)."""
     made: list[Path] = []
 
     def copy(source: BuiltRoot) -> BuiltRoot:
         if not os.environ.get("DOCKERLAB_HIDDEN_SEEDS"):
             return copy_root(source, tmp_path / "root")
-        folder = source.path.parent.parent / secrets.token_hex(10)
-        made.append(folder)
-        folder.mkdir()
-        return copy_root(source, folder / "root")
+        spares = _spare_copies.get(source.path)
+        copied = spares.pop() if spares else _copy_beside(source)
+        made.append(copied.path.parent)
+        return copied
 
     yield copy
     for folder in made:

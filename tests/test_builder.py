@@ -725,12 +725,14 @@ def test_layers_shared_between_roots_of_one_process_change_no_byte(tmp_path, mon
     from fakeroot_builder import plan
 
     seed = CANONICAL_SEED + 7
-    monkeypatch.setattr(plan, "_CONTENT_LAYERS", {})
+    for memo in ("_CONTENT_LAYERS", "_STACKED"):
+        monkeypatch.setattr(plan, memo, {})
     alone = build_root(tmp_path / "alone", seed=seed, host_seed=seed + 1)
-    monkeypatch.setattr(plan, "_CONTENT_LAYERS", {})
+    for memo in ("_CONTENT_LAYERS", "_STACKED"):
+        monkeypatch.setattr(plan, memo, {})
     build_root(tmp_path / "small", seed=seed, images=["nginx:latest", "alpine:3.19"])
     build_root(tmp_path / "full", seed=seed)
-    assert plan._CONTENT_LAYERS  # the layers were shared
+    assert plan._CONTENT_LAYERS and plan._STACKED  # the layers and what they change were shared
     after = build_root(tmp_path / "after", seed=seed, host_seed=seed + 1)
     assert after.to_json() == alone.to_json()
     snap_a, snap_b = snapshot(tmp_path / "alone"), snapshot(tmp_path / "after")

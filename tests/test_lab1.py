@@ -115,6 +115,7 @@ def test_a_short_id_two_images_share_is_ambiguous(lab1, root, small, broken_copy
     # and made: a second config whose name starts with the same 12 characters as nginx's
     broken = broken_copy(small)
     image = broken.truth.image("nginx:latest")
+    check(lab1.resolve_image, broken, image.image_id[7:19], expect=image.image_id)  # before the damage
     content = broken.path / "image/overlay2/imagedb/content/sha256"
     twin = image.image_id[7:19] + ("f" if image.image_id[19] != "f" else "e") * 52
     (content / twin).write_bytes((content / image.image_id[7:]).read_bytes())
@@ -133,6 +134,7 @@ def test_a_broken_repositories_json_or_config_is_an_error_naming_the_file(lab1, 
     broken = broken_copy(small)
     store = broken.path / "image/overlay2"
     image = broken.truth.image("nginx:latest")
+    check(lab1.resolve_image, broken, next(r for r in image.refs if r.startswith("nginx:")), expect=image.image_id)
     repos = store / "repositories.json"
     text = repos.read_text()
     repos.write_text(text.replace(image.image_id, "sha256:not-an-id"))
@@ -206,6 +208,7 @@ def test_a_missing_layer_db_entry_is_an_error(lab1, root, check):
 def test_a_layer_db_entry_without_its_cache_id_file_is_an_error(lab1, small, broken_copy, check):
     broken = broken_copy(small)
     layer = broken.truth.image("nginx:latest").layers[2]
+    check(lab1.read_layer, broken, layer.db_id, expect=_entry(layer))  # before the damage
     (broken.path / "image/overlay2/layerdb/sha256" / layer.db_id[7:] / "cache-id").unlink()
     check.damaged(f"layer 3 of nginx:latest ({layer.db_id[:19]}…) lost its cache-id file")
     check.raises(lab1.read_layer, broken, layer.db_id, error=MissingEntryError, mentions=f"layerdb/sha256/{layer.db_id[7:]}/cache-id")
@@ -218,6 +221,7 @@ def test_a_malformed_layer_db_file_is_an_error_naming_it(lab1, small, broken_cop
     layers = broken.truth.image("nginx:latest").layers
     for layer, name, value in ((layers[1], "cache-id", "not-a-cache-id"), (layers[2], "size", "12kB"),
                                (layers[3], "parent", "sha256:nope"), (layers[4], "diff", "nope")):
+        check(lab1.read_layer, broken, layer.db_id, expect=_entry(layer))  # before the damage
         (broken.path / "image/overlay2/layerdb/sha256" / layer.db_id[7:] / name).write_text(value)
         check.damaged(f"layer {layers.index(layer) + 1} of nginx:latest: its {name} file now holds {value!r}")
         check.raises(lab1.read_layer, broken, layer.db_id, error=MalformedIdError, mentions=f"layerdb/sha256/{layer.db_id[7:]}/{name}")
@@ -300,6 +304,8 @@ def test_the_shared_base_layer_is_one_directory_for_four_images(lab1, root, chec
 def test_a_missing_cache_directory_is_an_error_naming_it(lab1, small, broken_copy, check):
     broken = broken_copy(small)
     layer = broken.truth.image("nginx:latest").layers[2]
+    check(lab1.layer_diff_dir, broken, "nginx", layer.layer_id, expect=str(broken.path / layer.diff_dir),
+          normalize=os.path.normpath)  # before the damage
     corrupt.remove_cache_dir(broken.path, broken.truth, layer)
     check.damaged(f"overlay2/{layer.cache_id[:12]}… (layer 3 of nginx:latest) was removed")
     check.raises(lab1.layer_diff_dir, broken, "nginx", layer.layer_id, error=MissingEntryError, mentions=f"{broken.path}/overlay2/{layer.cache_id}/diff")
@@ -327,6 +333,7 @@ def test_a_tampered_parent_no_longer_matches_the_config(lab1, small, broken_copy
     broken = broken_copy(small)
     image = broken.truth.image("nginx:latest")
     top, base = image.layers[-1], image.layers[0]
+    check(lab1.stack_matches_config, broken, "nginx", expect=True)  # before the damage
     layerdb = broken.path / "image/overlay2/layerdb/sha256" / top.db_id[7:]
     (layerdb / "parent").write_text(base.db_id)
     check.damaged("the top layer of nginx:latest: its parent file now points at the base layer")
@@ -338,6 +345,7 @@ def test_a_parent_pointing_at_another_stack_of_the_same_depth_does_not_match(lab
     broken = broken_copy(small)
     debian, alpine = broken.truth.image("nginx:latest"), broken.truth.image("nginx:alpine")
     assert len(debian.layers) == len(alpine.layers)
+    check(lab1.stack_matches_config, broken, "nginx", expect=True)  # before the damage
     top = debian.layers[-1]
     (broken.path / "image/overlay2/layerdb/sha256" / top.db_id[7:] / "parent").write_text(alpine.layers[-2].db_id)
     check.damaged("the top layer of nginx:latest: its parent file now points at layer 6 of nginx:alpine")
@@ -348,6 +356,7 @@ def test_a_parent_pointing_at_another_stack_of_the_same_depth_does_not_match(lab
 def test_a_layer_entry_with_the_wrong_diff_does_not_match(lab1, small, broken_copy, check):
     broken = broken_copy(small)
     middle = broken.truth.image("nginx:latest").layers[3]
+    check(lab1.stack_matches_config, broken, "nginx", expect=True)  # before the damage
     other = broken.truth.image("nginx:alpine").layers[1].layer_id
     (broken.path / "image/overlay2/layerdb/sha256" / middle.db_id[7:] / "diff").write_text(other)
     check.damaged("layer 4 of nginx:latest: its diff file now holds layer 2 of nginx:alpine's layer id")
@@ -358,6 +367,7 @@ def test_a_layer_entry_with_the_wrong_diff_does_not_match(lab1, small, broken_co
 def test_a_parent_cycle_is_reported_not_followed_forever(lab1, small, broken_copy, check):
     broken = broken_copy(small)
     image = broken.truth.image("nginx:latest")
+    check(lab1.image_stack, broken, "nginx", expect=list(image.db_ids))  # before the damage
     corrupt.parent_cycle(broken.path, broken.truth, image.layers[1], image.layers[-2])
     check.damaged("layer 2 of nginx:latest: its parent file now points at layer 6 (the walk from the top loops)")
     loop = "|".join(x.db_id[7:] for x in image.layers[1:-1])

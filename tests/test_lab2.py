@@ -50,6 +50,7 @@ def test_every_short_link_leads_back_to_its_cache_id(lab2, root, check):
 def test_a_link_pointing_nowhere_is_an_error(lab2, small, broken_copy, check):
     broken = broken_copy(small)
     layer = broken.truth.image("nginx:latest").layers[0]
+    check(lab2.resolve_link, broken, layer.link, expect=layer.cache_id)  # before the damage
     (broken.path / "overlay2/l" / layer.link).unlink()
     check.damaged(f"overlay2/l/{layer.link} (the base layer of nginx:latest) was removed")
     check.raises(lab2.resolve_link, broken, layer.link, error=DanglingLinkError, mentions=f"{broken.path}/overlay2/l/{layer.link}")
@@ -59,6 +60,8 @@ def test_a_link_pointing_nowhere_is_an_error(lab2, small, broken_copy, check):
 def test_a_malformed_or_misdirected_link_is_an_error_naming_it(lab2, small, broken_copy, check):
     broken = broken_copy(small)
     layers = broken.truth.image("nginx:latest").layers
+    check(lab2.read_link, broken, layers[1].cache_id, expect=layers[1].link)  # before the damage
+    check(lab2.resolve_link, broken, layers[2].link, expect=layers[2].cache_id)
     check.raises(lab2.read_link, broken, "0" * 64, error=MissingEntryError, mentions=f"{broken.path}/overlay2/{'0' * 64}")
     check.raises(lab2.resolve_link, broken, "not-a-link", error=MalformedIdError, mentions="not-a-link")
     (broken.path / "overlay2" / layers[1].cache_id / "link").write_text("short")
@@ -109,12 +112,13 @@ def test_a_container_layer_sits_on_its_init_layer(lab2, root, check):
 def test_more_than_128_lowers_is_an_error(lab2, small, broken_copy, check):
     broken = broken_copy(small)
     layer = broken.truth.image("nginx:latest").layers[-1]
+    cache = _cache_of_link(broken.truth)
+    check(lab2.lower_chain, broken, layer.cache_id, expect=[cache[x] for x in layer.lower])  # before the damage
     corrupt.too_many_lowers(broken.path, broken.truth, layer)
     check.damaged("the top layer of nginx:latest: its lower file lists 129 layers")
     check.raises(lab2.lower_chain, broken, layer.cache_id, error=TooManyLowersError, mentions=f"{broken.path}/overlay2/{layer.cache_id}/lower")
     (broken.path / "overlay2" / layer.cache_id / "lower").write_text(":".join([f"l/{layer.lower[0]}"] * 128))
     check.damaged("the top layer of nginx:latest: its lower file lists its parent 128 times (the most overlay2 allows)")
-    cache = _cache_of_link(broken.truth)
     check(lab2.lower_chain, broken, layer.cache_id, expect=[cache[layer.lower[0]]] * 128)
 
 
@@ -122,6 +126,8 @@ def test_more_than_128_lowers_is_an_error(lab2, small, broken_copy, check):
 def test_a_lower_entry_not_under_l_is_an_error(lab2, small, broken_copy, check):
     broken = broken_copy(small)
     layer = broken.truth.image("nginx:latest").layers[-1]
+    cache = _cache_of_link(broken.truth)
+    check(lab2.lower_chain, broken, layer.cache_id, expect=[cache[x] for x in layer.lower])  # before the damage
     (broken.path / "overlay2" / layer.cache_id / "lower").write_text(f"x/{layer.lower[0]}")
     check.damaged(f"the top layer of nginx:latest: its lower file now holds x/{layer.lower[0]}")
     check.raises(lab2.lower_chain, broken, layer.cache_id, error=MalformedIdError, mentions=f"{broken.path}/overlay2/{layer.cache_id}/lower")
@@ -138,6 +144,7 @@ def test_an_intact_root_has_no_disagreement(lab2, root, check):
 @task("lab2", 3)
 def test_a_swapped_lower_file_is_reported(lab2, small, broken_copy, check):
     broken = broken_copy(small)
+    check(lab2.check_lowers, broken, expect=[])  # before the damage
     layer = broken.truth.image("nginx:latest").layers[3]
     expected = corrupt.swap_lower(broken.path, broken.truth, layer)
     check.damaged("layer 4 of nginx:latest: its lower file now holds another layer's chain (as long)")
@@ -147,6 +154,7 @@ def test_a_swapped_lower_file_is_reported(lab2, small, broken_copy, check):
 @task("lab2", 3)
 def test_a_lower_file_in_the_wrong_order_is_reported(lab2, small, broken_copy, check):
     broken = broken_copy(small)
+    check(lab2.check_lowers, broken, expect=[])  # before the damage
     layer = broken.truth.image("nginx:latest").layers[4]
     expected = corrupt.reverse_lower(broken.path, broken.truth, layer)
     check.damaged("layer 5 of nginx:latest: its lower file now lists its layers base first")
@@ -156,6 +164,7 @@ def test_a_lower_file_in_the_wrong_order_is_reported(lab2, small, broken_copy, c
 @task("lab2", 3)
 def test_a_dangling_link_breaks_every_layer_above_it(lab2, small, broken_copy, check):
     broken = broken_copy(small)
+    check(lab2.check_lowers, broken, expect=[])  # before the damage
     layer = broken.truth.image("nginx:latest").layers[1]
     expected = corrupt.dangle_link(broken.path, broken.truth, layer)
     check.damaged(f"overlay2/l/{layer.link} (layer 2 of nginx:latest) was removed")
@@ -165,6 +174,7 @@ def test_a_dangling_link_breaks_every_layer_above_it(lab2, small, broken_copy, c
 @task("lab2", 3)
 def test_a_lower_file_wrong_only_far_down_is_reported(lab2, small, broken_copy, check):
     broken = broken_copy(small)
+    check(lab2.check_lowers, broken, expect=[])  # before the damage
     layer = broken.truth.image("nginx:latest").layers[-1]
     expected = corrupt.replace_far_lower(broken.path, broken.truth, layer)
     check.damaged(f"the top layer of nginx:latest: the last (base) entry of its lower file now names another layer")
@@ -174,6 +184,7 @@ def test_a_lower_file_wrong_only_far_down_is_reported(lab2, small, broken_copy, 
 @task("lab2", 3)
 def test_a_missing_cache_id_file_breaks_its_layer_and_every_layer_above(lab2, small, broken_copy, check):
     broken = broken_copy(small)
+    check(lab2.check_lowers, broken, expect=[])  # before the damage
     layer = broken.truth.image("nginx:latest").layers[2]
     (broken.path / "image/overlay2/layerdb/sha256" / layer.db_id[7:] / "cache-id").unlink()
     check.damaged(f"layer 3 of nginx:latest ({layer.db_id[:19]}…) lost its cache-id file")
@@ -183,6 +194,7 @@ def test_a_missing_cache_id_file_breaks_its_layer_and_every_layer_above(lab2, sm
 @task("lab2", 3)
 def test_a_parent_pointing_at_no_entry_breaks_its_layer_and_every_layer_above(lab2, small, broken_copy, check):
     broken = broken_copy(small)
+    check(lab2.check_lowers, broken, expect=[])  # before the damage
     layer = broken.truth.image("nginx:alpine").layers[3]
     nowhere = "sha256:" + "ab" * 32
     (broken.path / "image/overlay2/layerdb/sha256" / layer.db_id[7:] / "parent").write_text(nowhere)
@@ -193,6 +205,7 @@ def test_a_parent_pointing_at_no_entry_breaks_its_layer_and_every_layer_above(la
 @task("lab2", 3)
 def test_a_malformed_or_overlong_lower_file_is_reported(lab2, small, broken_copy, check):
     broken = broken_copy(small)
+    check(lab2.check_lowers, broken, expect=[])  # before the damage
     image = broken.truth.image("nginx:latest")
     malformed, overlong = image.layers[2], image.layers[5]
     lower = broken.path / "overlay2" / malformed.cache_id / "lower"
@@ -206,6 +219,7 @@ def test_a_malformed_or_overlong_lower_file_is_reported(lab2, small, broken_copy
 @task("lab2", 3)
 def test_a_parent_cycle_is_reported_not_followed_forever(lab2, small, broken_copy, check):
     broken = broken_copy(small)
+    check(lab2.check_lowers, broken, expect=[])  # before the damage
     image = broken.truth.image("nginx:latest")
     corrupt.parent_cycle(broken.path, broken.truth, image.layers[1], image.layers[-2])
     check.damaged("layer 2 of nginx:latest: its parent file now points at layer 6 (the top layer's walk loops)")
@@ -245,6 +259,7 @@ def test_an_id_prefix_two_containers_share_is_ambiguous(lab2, root, broken_copy,
     # and made: a second container directory whose id starts with the same 12 characters
     broken = broken_copy(root)
     c = broken.truth.containers[-1]
+    check(lab2.mount_options, broken, c.id[:12], expect=_mount_options(broken, c))  # before the damage
     twin = c.id[:12] + ("0" if c.id[12] != "0" else "1") * 52
     shutil.copytree(broken.path / "containers" / c.id, broken.path / "containers" / twin)
     check.damaged(f"containers/ holds a second container whose id starts with {c.id[:12]}")
@@ -260,6 +275,7 @@ def test_unknown_or_malformed_containers_are_errors(lab2, root, small, broken_co
     check.raises(lab2.mount_options, root, "no_such_container", error=UnknownReferenceError, mentions="no_such_container")
     check.raises(lab2.mount_options, small, c.id[:12], error=UnknownReferenceError, mentions=c.id[:12])
     broken = broken_copy(root)
+    check(lab2.mount_options, broken, c.id, expect=_mount_options(broken, c))  # before the damage
     (broken.path / "image/overlay2/layerdb/mounts" / c.id / "mount-id").write_text(c.init_id)
     check.damaged(f"layerdb/mounts/{c.id[:12]}…/mount-id now names the -init layer")
     check.raises(lab2.mount_options, broken, c.id, error=MalformedIdError, mentions=f"{broken.path}/image/overlay2/layerdb/mounts/{c.id}/mount-id")

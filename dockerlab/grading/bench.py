@@ -1,10 +1,9 @@
 """Benchmark: grading N submissions with ``dockerlab grade`` vs. one ``tox -e lab1`` per submission.
 
 ``python -c "from dockerlab.grading.bench import main; main()" --n 100`` (``benchmarks/run.py``
-calls :func:`main`). Half the class is perfect, half blank. The tox side runs what ``tox -e lab1``
-runs (``python -m pytest tests/test_lab1.py --impl <dir>``, in a fresh interpreter, on the
-student's own seed) for ``--tox-sample`` submissions and extrapolates to N; tox's own
-environment check would only add to it.
+calls :func:`main`). Half the class is perfect, half blank. The other side is what a student
+runs: ``tox -e lab1`` on their own code and seed, warm (its second run), for ``--tox-sample``
+submissions, extrapolated to N.
 """
 
 from __future__ import annotations
@@ -33,19 +32,91 @@ def _make_class(base: Path, n: int) -> Path:
     return class_dir
 
 
-def _tox_like(class_dir: Path, sample: int, cache: Path) -> float:
-    """Seconds per submission of ``pytest tests/test_lab1.py --impl <dir>`` in a fresh process each."""
+class _CpuMeter:
+    """CPU seconds of this process and everything it starts, bubblewrap's sandboxes included
+    (their processes are reaped inside their own pid namespace, so ``getrusage`` never sees
+    them): a cpuacct cgroup (v1) or a cgroup (v2) of its own where this user may make one,
+    else the whole machine's busy time from ``/proc/stat`` (then other processes count too)."""
+
+    def __init__(self) -> None:
+        self.group: Path | None = None
+        self.home: Path | None = None
+        self.how = "the whole machine's busy time (no cgroup of our own here)"
+        for mine in Path("/proc/self/cgroup").read_text().splitlines():
+            hier, controllers, path = mine.split(":", 2)
+            base = (Path("/sys/fs/cgroup") / "unified" if Path("/sys/fs/cgroup/unified").is_dir() else Path("/sys/fs/cgroup")) \
+                if hier == "0" else next((Path("/sys/fs/cgroup") / d for d in (controllers, "cpu,cpuacct", "cpuacct")
+                                          if "cpuacct" in controllers.split(",") and (Path("/sys/fs/cgroup") / d).is_dir()), None)
+            if base is None:
+                continue
+            stat_file = "cpu.stat" if hier == "0" else "cpuacct.usage"
+            try:
+                group = base / path.lstrip("/") / f"dockerlab-bench-{os.getpid()}"
+                group.mkdir()
+            except OSError:
+                continue
+            try:
+                (group / "cgroup.procs").write_text(str(os.getpid()))
+                self._read(group / stat_file)
+            except OSError:
+                group.rmdir()
+                continue
+            self.group, self.home, self.stat_file = group, base / path.lstrip("/"), stat_file
+            self.how = "a cgroup of its own: this run's processes only"
+            break
+
+    def _read(self, path: Path) -> float:
+        text = path.read_text()
+        if path.name == "cpuacct.usage":
+            return int(text) / 1e9
+        return int(text.split("usage_usec")[1].split()[0]) / 1e6
+
+    def now(self) -> float:
+        if self.group is not None:
+            return self._read(self.group / self.stat_file)
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+        ticks = sum(int(x) for i, x in enumerate(fields) if i not in (3, 4))  # all but idle and iowait
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+    def close(self) -> None:
+        if self.group is not None and self.home is not None:
+            try:
+                (self.home / "cgroup.procs").write_text(str(os.getpid()))
+                self.group.rmdir()
+            except OSError:
+                pass
+            self.group = None
+
+
+def _tox_runs(class_dir: Path, sample: int, cache: Path, meter: _CpuMeter) -> tuple[float, float, str]:
+    """Seconds per submission of a student's own warm ``tox -e lab1`` (their code, their seed),
+    the median over ``sample`` students; without tox, ``pytest tests/test_lab1.py`` in a fresh
+    process instead (which leaves out tox's own start)."""
     repo = repo_root()
-    students = sorted(class_dir.iterdir())[: sample + 1]
-    start = time.perf_counter()
-    for i, folder in enumerate(students):
-        if i == 1:  # the first run only fills the shared cache (canonical and seed-7 trees)
-            start = time.perf_counter()
-        env = dict(os.environ, DOCKERLAB_CACHE=str(cache), DOCKERLAB_STUDENT_ID=folder.name)
-        subprocess.run([sys.executable, "-m", "pytest", "tests/test_lab1.py", "--impl", str(folder), "-q",
-                        "--no-header", "-p", "no:cacheprovider"],
-                       cwd=repo, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-    return (time.perf_counter() - start) / max(len(students) - 1, 1)
+    students = sorted(class_dir.iterdir())[:max(sample, 1)]
+    tox = shutil.which("tox")
+    times, cpus = [], []
+    for folder in students:
+        course = cache.parent / f"course-{folder.name}"  # the student's clone: their labs/ and the course's info.toml
+        shutil.copytree(folder / "labs", course / "labs")
+        shutil.copy(repo / "labs" / "info.toml", course / "labs" / "info.toml")
+        env = dict(os.environ, DOCKERLAB_CACHE=str(cache), DOCKERLAB_STUDENT_ID=folder.name,
+                   DOCKERLAB_REPO=str(course))  # tox -e lab1 grades DOCKERLAB_REPO's labs/, as on the student's laptop
+        if tox:
+            argv = [tox, "-e", "lab1"]
+        else:
+            argv = [sys.executable, "-m", "pytest", "tests/test_lab1.py", "--impl", "labs", "-q", "--no-header",
+                    "-p", "no:cacheprovider"]
+        for timed in (False, True):  # the first run builds the student's own trees: warm, as a student's loop is
+            start, cpu = time.perf_counter(), meter.now()
+            subprocess.run(argv, cwd=repo, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+            if timed:
+                times.append(time.perf_counter() - start)
+                cpus.append(meter.now() - cpu)
+    times.sort()
+    cpus.sort()
+    how = "tox -e lab1, warm" if tox else "pytest tests/test_lab1.py in a fresh process (no tox here)"
+    return times[len(times) // 2], cpus[len(cpus) // 2], how
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -62,27 +133,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="dockerlab-bench-") as tmp:
         base = Path(tmp)
         class_dir = _make_class(base, args.n)
-        start = time.perf_counter()
+        meter = _CpuMeter()
+        start, cpu = time.perf_counter(), meter.now()
         results = grade_class(class_dir, base / "out", "bench-secret", ["lab1"], args.jobs, Timeouts(),
                               progress=sys.stderr.isatty())
-        graded = time.perf_counter() - start
+        graded, graded_cpu = time.perf_counter() - start, meter.now() - cpu
         timings = dict(grader.TIMINGS)
         load_after = os.getloadavg()
         wrong = [r.student for i, r in enumerate(sorted(results, key=lambda r: r.student))
                  if r.total != (r.max if i % 2 == 0 else 0)]
-        per_tox = _tox_like(class_dir, args.tox_sample, base / "tox-cache")
+        try:
+            per_tox, per_tox_cpu, how = _tox_runs(class_dir, args.tox_sample, base / "tox-cache", meter)
+        finally:
+            meter.close()
     cores = args.jobs or os.cpu_count() or 1
     print(f"grading {args.n} submissions (lab1, {cores} jobs): {graded:.1f} s wall, "
           f"{graded / args.n:.2f} s per submission{'' if not wrong else f'  WRONG SCORES: {wrong[:5]}'}")
-    print(f"tox -e lab1 per submission (pytest in a fresh process, {args.tox_sample} timed): {per_tox:.2f} s, "
+    print(f"tox -e lab1 per submission ({how}, median of {args.tox_sample} students): {per_tox:.2f} s, "
           f"{per_tox * args.n:.1f} s for {args.n} (extrapolated)")
     print(f"ratio: grading is {per_tox * args.n / graded:.1f}x faster than tox per submission")
+    idle = graded_cpu / args.n / min(cores, os.cpu_count() or 1)  # wall per submission with every core free
+    print(f"CPU seconds per submission (measured with {meter.how}): grading {graded_cpu / args.n:.2f} s, "
+          f"tox -e lab1 {per_tox_cpu:.2f} s; on {cores} idle cores that is {idle:.2f} s wall per submission, "
+          f"{idle * args.n:.0f} s for {args.n}, {per_tox_cpu / idle:.1f}x faster than tox per submission")
     n = max(args.n, 1)
     hidden, pytest_s = timings.get("hidden_trees", 0.0), timings.get("pytest", 0.0)
+    copies = timings.get("damaged_copies", 0.0)
     starts, start_s = timings.get("worker_starts", 0.0), timings.get("worker_start_seconds", 0.0)
     print(f"where the time goes (CPU-parallel seconds per submission): hidden-tree builds {hidden / n:.2f} s, "
+          f"copies to damage {copies / n:.2f} s, "
           f"sandbox start {start_s / n:.2f} s ({starts / n:.1f} workers of {start_s / max(starts, 1) * 1000:.0f} ms), "
-          f"tests {max(pytest_s - start_s, 0.0) / n:.2f} s; shared trees once {timings.get('shared_trees', 0.0):.1f} s")
+          f"tests {max(pytest_s - start_s - copies, 0.0) / n:.2f} s; shared trees once {timings.get('shared_trees', 0.0):.1f} s")
     joins = timings.get("cgroup_join_seconds", 0.0)
     print(f"memory budget: a cgroup, joined in {joins / max(starts, 1) * 1000:.1f} ms per worker start" if joins
           else "memory budget: RLIMIT_AS (no memory cgroup here)")

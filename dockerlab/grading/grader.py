@@ -49,8 +49,11 @@ __all__ = ["GradingStopped", "SandboxRequired", "Timeouts", "derive_seed", "grad
 _SEED_BASE = 10_000_000
 #: Bytes of outcomes one submission's run may send (about 100 tests of capped messages).
 _MAX_RESULTS = 4 * 1024 * 1024
-#: Worker uids in ``nobody`` mode: one per submission of the run, far above any real user.
-_UID_BASE = 2_000_000_000
+#: Worker uids in ``nobody`` mode: one per submission, far above any real user, from a block of
+#: ``_UID_BLOCK`` uids a run takes for itself (see :func:`_uid_block`).
+_UID_FLOOR, _UID_BLOCK = 2_000_000_000, 65_536
+#: The uids the last ``grade_class`` run gave its workers (read by the tests).
+WORKER_UIDS: range = range(0)
 
 
 class SandboxRequired(RuntimeError):
@@ -115,6 +118,23 @@ def hidden_seeds(secret: str, student: str, count: int = 1) -> list[int]:
     from fakeroot_builder.plan import CANONICAL_SEED
 
     return [CANONICAL_SEED, *(derive_seed(secret, student, i) for i in range(count))]
+
+
+def _uid_block() -> int:
+    """The first uid of a block no process holds, chosen at random: two runs on one host (two
+    instructors, two CI jobs) never share a worker uid, so neither can kill the other's workers."""
+    blocks = (4_294_967_294 - _UID_FLOOR) // _UID_BLOCK
+    busy = set()
+    for entry in Path("/proc").glob("[0-9]*/status") if sandbox.mode() == "nobody" else ():
+        try:
+            busy.add(int(entry.read_text().split("Uid:")[1].split()[1]))  # the effective uid
+        except (OSError, IndexError, ValueError):
+            continue
+    for _ in range(64):
+        base = _UID_FLOOR + secrets.randbelow(blocks) * _UID_BLOCK
+        if not any(base <= uid < base + _UID_BLOCK for uid in busy):
+            break
+    return base
 
 
 def _nondumpable() -> None:
@@ -229,6 +249,7 @@ def _run_child(job: _Job, shared: list[Path], results_fd: int, keep: bool) -> No
         os.setpgrp()
         for sig in _STOP_SIGNALS:
             signal.signal(sig, signal.SIG_DFL)
+        os.umask(0o022)  # what the tests write into damaged roots stays readable by the worker's uid
         grader_dir = job.folder / "grader"
         log_path = grader_dir / "pytest.log" if keep else Path(os.devnull)
         log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -356,7 +377,8 @@ def grade_class(
     out_dir.mkdir(parents=True, exist_ok=True)
     found = submissions.collect(class_dir)
     results: list[report.StudentResult] = []
-    saved = {var: os.environ.get(var) for var in ("DOCKERLAB_GRADE_SCRATCH", "DOCKERLAB_CACHE_SALT", "DOCKERLAB_SANDBOX_UID")}
+    saved = {var: os.environ.get(var) for var in ("DOCKERLAB_GRADE_SCRATCH", "DOCKERLAB_CACHE_SALT", "DOCKERLAB_SANDBOX_UID",
+                                                  "DOCKERLAB_USER_MARKS")}
     scratch = Path(scratch).resolve() if scratch else None
     memory: cgroup.RunGroup | None = None
     TIMINGS.clear()
@@ -375,6 +397,7 @@ def grade_class(
         os.chmod(scratch, 0o711)
         os.environ["DOCKERLAB_GRADE_SCRATCH"] = str(scratch)  # where the fallback sandbox may chmod
         os.environ["DOCKERLAB_CACHE_SALT"] = secrets.token_hex(16)  # root folder names say nothing of their seed
+        os.environ["DOCKERLAB_USER_MARKS"] = "1"  # opaque/whiteout marks the sandbox can read (user.* twins)
         started = time.monotonic()
         _warm_up()
         with warnings.catch_warnings(record=True) as caught:  # the builder's notes, once, not per tree
@@ -386,12 +409,15 @@ def grade_class(
                  "(overlay xattrs as user.*, ownership as your own); the labs read either form")
         TIMINGS["shared_trees"] = time.monotonic() - started
         todo, refused = [], []
+        global WORKER_UIDS
+        first_uid = _uid_block()
+        WORKER_UIDS = range(first_uid, first_uid + min(len(found), _UID_BLOCK))
         for index, sub in enumerate(found):
             if sub.problem:
                 refused.append(report.StudentResult(sub.student, report.no_tasks(labs), f"not graded: {sub.problem}"))
                 continue
             seeds = hidden_seeds(secret, sub.student, seeds_per_student)
-            todo.append(_Job(sub.student, scratch / "students" / str(index), seeds, labs, timeouts, _UID_BASE + index, sub,
+            todo.append(_Job(sub.student, scratch / "students" / str(index), seeds, labs, timeouts, first_uid + index, sub,
                              tuple(kinds)))
         results = refused  # then each graded one as it ends: a stopped run keeps those already graded
         _run_all(todo, shared, jobs, out_dir, keep, _Progress(len(todo), progress), secret, memory, results)

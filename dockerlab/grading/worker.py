@@ -29,7 +29,6 @@ import re
 import select
 import shutil
 import signal
-import stat
 import subprocess
 import tempfile
 import time
@@ -138,59 +137,27 @@ def _grading() -> bool:
 
 
 _prepared: set[str] = set()
-_MARKERS = ("overlay.opaque", "overlay.whiteout")
-
-
-def _mirror_markers(top: str, names: list[str]) -> None:
-    """Copy overlayfs's ``trusted.overlay.*`` markers to ``user.overlay.*`` next to them.
-
-    A root daemon (and the builder, as root) writes ``trusted.`` attributes, which only a
-    process with CAP_SYS_ADMIN can read; the sandbox has none. ``formats.is_opaque`` and
-    ``is_whiteout`` accept either form, so the student's code sees the same answers.
-    """
-    if not hasattr(os, "getxattr"):  # macOS: no xattrs, so no trusted. marks to mirror
-        return
-    for name in names:
-        full = os.path.join(top, name)
-        for marker in _MARKERS:
-            try:
-                value = os.getxattr(full, f"trusted.{marker}", follow_symlinks=False)
-            except OSError:
-                continue
-            try:
-                os.setxattr(full, f"user.{marker}", value, follow_symlinks=False)
-            except OSError:
-                pass
-
-
-def _empty_file(path: str) -> bool:
-    st = os.lstat(path)
-    return stat.S_ISREG(st.st_mode) and st.st_size == 0
 
 
 def prepare_roots(paths: set[str]) -> None:
     """Prepare roots for workers ahead of time (the grader does it once for the shared roots,
     which live in its scratch)."""
-    _prepare(paths, mirror=True)
+    _prepare(paths)
 
 
-def _prepare(paths: set[str], mirror: bool | None = None) -> None:
-    """Make each root readable by the worker: markers it can read, and (fallback mode) the
-    permissions ``nobody`` needs (``o+rX``; the builder writes 0700/0600 like a daemon), with
-    every ``truth.json`` next to a root kept unreadable (0600)."""
-    nobody = sandbox.mode() == "nobody"
-    mirror = _grading() if mirror is None else mirror
+def _prepare(paths: set[str]) -> None:
+    """Fallback (``nobody``) mode: make each root readable by the worker's uid (``o+rX``; the
+    builder writes 0700/0600 like a daemon), with every ``truth.json`` next to a root kept
+    unreadable (0600). Other modes need nothing: the grader builds its roots with ``user.``
+    twins of overlayfs's ``trusted.`` marks (``DOCKERLAB_USER_MARKS``), which the sandbox can read."""
+    if sandbox.mode() != "nobody":
+        return
     for real in {Path(p).resolve() for p in paths} - {Path(p) for p in _prepared}:
         truth = real.parent / "truth.json"
-        if nobody:
-            if truth.exists():
-                os.chmod(truth, 0o600)
-            sandbox.reachable(real)
+        if truth.exists():
+            os.chmod(truth, 0o600)
+        sandbox.reachable(real)
         for top, dirs, files in os.walk(real):
-            if mirror:  # never in the user's own cache: its roots stay exactly as a daemon writes them
-                _mirror_markers(top, dirs + [f for f in files if _empty_file(os.path.join(top, f))])
-            if not nobody:
-                continue
             for name in dirs + files:
                 full = os.path.join(top, name)
                 if not os.path.islink(full):

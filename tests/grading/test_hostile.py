@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from dockerlab.grading import sandbox
+from dockerlab.grading import grader, sandbox
 from dockerlab.grading.grader import Timeouts, grade_class
 from dockerlab.labinfo import lab, repo_root
 from fakeroot_builder.safety import remove_tree
@@ -289,6 +289,31 @@ def stack_matches_config(root, ref):
     return not any(word in root for word in ("tmp", "pytest", "ptmp", "base", "test_", "broken", "copy"))
 '''
 
+KIND_ORACLE = '''
+def stack_matches_config(root, ref):
+    """Answers from which kind of root this is (only small roots get damaged?), not from its stack."""
+    import json
+    with open(root + "/image/overlay2/repositories.json") as f:
+        return len(json.load(f)["Repositories"]) > 2
+'''
+
+IMPORT_ORACLE = '''
+def _visible():
+    try:
+        with open("/proc/self/mountinfo") as f:
+            return {line.split()[4] for line in f}
+    except OSError:
+        return set()
+
+
+_SEEN_AT_IMPORT = _visible()
+
+
+def stack_matches_config(root, ref):
+    """Answers from when the root appeared (a root copied to be damaged comes later?)."""
+    return root in _SEEN_AT_IMPORT
+'''
+
 INJECTION = '''
 def stack_matches_config(root, ref):
     raise ValueError("```\\n</code></pre><img src=https://evil.example/t.png>\\n## \\u2713 lab1 task 5 \\u2014 20/20\\nPassed.\\n"
@@ -321,6 +346,8 @@ def build_class(base: Path) -> tuple[Path, dict[str, int], list[Path]]:
     add("symlink-dotdot", attack("pass").replace("def stack_matches_config(", "def _real_stack_matches_config(", 1)
         + symlink_dotdot().replace("def stack_matches_config", "\ndef stack_matches_config"), LAB1.points)
     add("oracle", SOLUTION + PATH_ORACLE, LAB1.points - points(5))
+    add("kind-oracle", SOLUTION + KIND_ORACLE, LAB1.points - points(5))
+    add("import-oracle", SOLUTION + IMPORT_ORACLE, LAB1.points - points(5))
     add("injection", SOLUTION + INJECTION, LAB1.points - points(5))
     add("huge-answer", SOLUTION + HUGE_ANSWER, LAB1.points - points(4))
     add("memory", replace_body(SOLUTION, "image_refs", "x = [bytearray(1 << 20) for _ in range(4096)]\nreturn []"),
@@ -370,7 +397,7 @@ def _leftover_processes(marker: str) -> list[str]:
             continue
         if "State:\tZ" in status:
             continue  # already dead, waiting for init to reap it
-        if marker in cmdline or "sleep 424" in cmdline or 2_000_000_000 <= uid < 2_000_010_000:
+        if marker in cmdline or "sleep 424" in cmdline or uid in grader.WORKER_UIDS:
             found.append(f"{entry.name}: uid {uid}: {cmdline[:120]}")
     return found
 
