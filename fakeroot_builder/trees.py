@@ -16,11 +16,13 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import sys
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-__all__ = ["borrowed_mode", "copy_tree", "remove_tree", "reseal"]
+__all__ = ["borrowed_mode", "copy_tree", "remove_tree", "reseal", "restore_copy", "tree_state", "wait_past"]
 
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
@@ -399,3 +401,129 @@ class _Copier:
         finally:
             self._put_back(fi, restore)
             os.close(fi)
+
+
+# putting a copy back ----------------------------------------------------------------------------
+
+def tree_state(top: str | os.PathLike[str]) -> dict[str, tuple]:
+    """Every entry of the tree ``top`` ("" for ``top`` itself), by relative path: its mode, owner,
+    size, mtime, ctime, inode, link count, device and symlink target. Anything done to an entry
+    (written, created, removed, renamed, chmod-ed, chown-ed, xattrs or times set) changes its
+    ctime, so two states taken before and after (see :func:`wait_past`) differ where it was."""
+    top = os.fspath(top)
+    state = {"": _facts(os.lstat(top), None)}
+    folders = [""]
+    while folders:
+        rel = folders.pop()
+        with os.scandir(os.path.join(top, rel) if rel else top) as listing:
+            for entry in listing:
+                path = f"{rel}/{entry.name}" if rel else entry.name
+                st = entry.stat(follow_symlinks=False)
+                state[path] = _facts(st, os.readlink(entry.path) if stat.S_ISLNK(st.st_mode) else None)
+                if stat.S_ISDIR(st.st_mode):
+                    folders.append(path)
+    return state
+
+
+def _facts(st: os.stat_result, target: str | None) -> tuple:
+    return (st.st_mode, st.st_uid, st.st_gid, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino,
+            st.st_nlink, st.st_rdev, target)
+
+
+def _as_copied(state: dict[str, tuple]) -> dict[str, tuple]:
+    """What a faithful copy shares with its source: not ctime, inode or a directory's size."""
+    return {path: (f[0], f[1], f[2], None if stat.S_ISDIR(f[0]) else f[3], f[4], f[8], f[9])
+            for path, f in state.items()}
+
+
+def wait_past(state: dict[str, tuple]) -> None:
+    """Return once the file system clock has moved past every ctime in ``state``, so that any
+    change made from now on shows in a later :func:`tree_state`. File times come from a coarse
+    clock (one tick, 1–10 ms, behind the precise one) unless the kernel made one precise: past
+    the newest ctime by a tick of the coarse clock, every later change has a later ctime."""
+    newest = max(f[5] for f in state.values())
+    try:
+        tick = int(time.clock_getres(_COARSE_CLOCK) * 1e9) if _COARSE_CLOCK is not None else 20_000_000
+    except OSError:
+        tick = 20_000_000
+    deadline = time.monotonic() + 1.0
+    while time.time_ns() - tick <= newest:
+        if time.monotonic() > deadline:  # the clock was set back: waiting would not help
+            return
+        time.sleep(0.001)
+
+
+#: Linux's CLOCK_REALTIME_COARSE (not exported by Python's ``time``), the clock of file times.
+_COARSE_CLOCK = 5 if sys.platform.startswith("linux") else None
+
+
+def restore_copy(src: str | os.PathLike[str], dst: str | os.PathLike[str], before: dict[str, tuple],
+                 source: dict[str, tuple]) -> dict[str, tuple] | None:
+    """Put ``dst``, a copy of ``src`` whose :func:`tree_state` was ``before``, back as it was
+    copied: only what changed since is removed and copied again, and each directory around it
+    gets its mode, times and xattrs back. ``source`` is ``src``'s state (``src`` never changes).
+
+    Returns the copy's new state, or ``None`` when it cannot be put back and proven equal to
+    ``src`` entry by entry (then the caller removes it and copies afresh)."""
+    src, dst = os.fspath(src), os.fspath(dst)
+    try:
+        after = tree_state(dst)
+        changed = sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p))
+        if not changed:
+            return after if _as_copied(after) == _as_copied(source) else None
+        again: list[str] = []  # entries to remove and copy from src again
+        folders: set[str] = set()  # directories whose own mode, times and xattrs go back
+        for path in changed:  # a parent sorts before its children
+            if any(path.startswith(f"{p}/") for p in again):
+                continue  # inside something copied again whole
+            was, now, orig = before.get(path), after.get(path), source.get(path)
+            if orig is not None and not stat.S_ISDIR(orig[0]) and orig[7] > 1:
+                return None  # one of several hard links: only a whole copy keeps them linked
+            if was is not None and now is not None and stat.S_ISDIR(was[0]) and stat.S_ISDIR(now[0]) and path in source:
+                folders.add(path)  # its listing or its own attributes: what changed inside is handled one by one
+            else:
+                again.append(path)
+        for path in again:
+            remove_tree(os.path.join(dst, path))
+            if path in source:
+                _copy_entry(src, dst, path)
+            folders.add(os.path.dirname(path))
+        for path in sorted(folders, key=lambda p: p.count("/") + bool(p), reverse=True):
+            _copy_folder_attributes(os.path.join(src, path) if path else src, os.path.join(dst, path) if path else dst)
+        state = tree_state(dst)
+    except OSError:
+        return None
+    return state if _as_copied(state) == _as_copied(source) else None
+
+
+def _copy_entry(src: str, dst: str, path: str) -> None:
+    """Copy the entry ``path`` of ``src`` (a whole directory, or one file, link or device) into ``dst``."""
+    if stat.S_ISDIR(os.lstat(os.path.join(src, path)).st_mode):
+        copy_tree(os.path.join(src, path), os.path.join(dst, path))
+        return
+    parent, name = os.path.split(path)
+    s = os.open(os.path.join(src, parent) if parent else src, _DIR & ~_O_NOFOLLOW)
+    try:
+        d = os.open(os.path.join(dst, parent) if parent else dst, _DIR & ~_O_NOFOLLOW)
+        try:
+            copier = _Copier(src, dst)
+            copier.rel = [p for p in parent.split("/") if p]
+            copier._entry(name, os.stat(name, dir_fd=s, follow_symlinks=False), s, d)
+        finally:
+            os.close(d)
+    finally:
+        os.close(s)
+
+
+def _copy_folder_attributes(src: str, dst: str) -> None:
+    """``dst`` gets ``src``'s xattrs (exactly those), owner, mode and times."""
+    s, d = os.open(src, _DIR & ~_O_NOFOLLOW), os.open(dst, _DIR & ~_O_NOFOLLOW)
+    try:
+        if hasattr(os, "listxattr"):
+            keep = set(os.listxattr(s))
+            for name in set(os.listxattr(d)) - keep:
+                os.removexattr(d, name)
+        _Copier(src, dst)._finish_dir(s, d, os.fstat(s))
+    finally:
+        os.close(s)
+        os.close(d)

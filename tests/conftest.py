@@ -21,6 +21,7 @@ from dockerlab import labinfo
 from dockerlab.impl import Implementation, MissingFunction, load
 from fakeroot_builder.cache import BuiltRoot, copy_root, graded_root
 from fakeroot_builder.safety import remove_tree
+from fakeroot_builder.trees import restore_copy, tree_state, wait_past
 from fakeroot_builder import CANONICAL_SEED
 from fakeroot_builder.seeds import derived_seed
 
@@ -136,8 +137,8 @@ _COPIED_KINDS = {"root": "full", "canonical": "full", "croot": "containerd", "sm
 
 
 def _planned_copies(items: list[pytest.Item]) -> dict[tuple[str, int], int]:
-    """How many copies of which root (kind, seed) the selected tests will ask ``broken_copy`` for,
-    read from their source (``broken_copy(small)``); a copy missed here is made when asked."""
+    """How many copies of which root (kind, seed) one test at most asks ``broken_copy`` for, read
+    from the selected tests' source (``broken_copy(small)``); a copy missed here is made when asked."""
     planned: dict[tuple[str, int], int] = {}
     for item in items:
         if "broken_copy" not in getattr(item, "fixturenames", ()):
@@ -147,13 +148,65 @@ def _planned_copies(items: list[pytest.Item]) -> dict[tuple[str, int], int]:
         except (OSError, TypeError):
             continue
         params = getattr(getattr(item, "callspec", None), "params", {})
+        wanted: dict[tuple[str, int], int] = {}
         for name in re.findall(r"broken_copy\((\w+)\)", source):
-            if name not in _COPIED_KINDS:
-                continue
-            seed = params[name][1] if name in params else CANONICAL_SEED if name == "canonical" else graded_seeds()[-1][1]
-            key = (_COPIED_KINDS[name], seed)
-            planned[key] = planned.get(key, 0) + 1
+            if name in _COPIED_KINDS:
+                seed = params[name][1] if name in params else CANONICAL_SEED if name == "canonical" else graded_seeds()[-1][1]
+                key = (_COPIED_KINDS[name], seed)
+                wanted[key] = wanted.get(key, 0) + 1
+        for key, count in wanted.items():
+            planned[key] = max(planned.get(key, 0), count)
     return planned
+
+
+def _state(path: Path) -> dict[str, tuple] | None:
+    try:
+        return tree_state(path)
+    except OSError:  # e.g. a mode-0000 work/work an ordinary user cannot list: copies are not reused
+        return None
+
+
+class _Spares:
+    """When grading on hidden seeds: the copies the tests damage, beside the intact roots under
+    random names of the same shape, made before any student code runs (so the sandboxed worker
+    sees them from its start and no damaged root appears later than an intact one), and put back
+    as they were copied after each test (:func:`~fakeroot_builder.trees.restore_copy`): one copy
+    of a root serves every test that damages it. One that cannot be put back is removed, and the
+    next test gets a fresh copy."""
+
+    def __init__(self) -> None:
+        self.free: dict[Path, list[tuple[BuiltRoot, dict[str, tuple] | None]]] = {}
+        self.sources: dict[Path, dict[str, tuple] | None] = {}
+
+    def make(self, source: BuiltRoot, count: int) -> None:
+        for _ in range(count):
+            spare = _copy_beside(source)
+            self.free.setdefault(source.path, []).append((spare, _state(spare.path)))
+
+    def take(self, source: BuiltRoot) -> tuple[BuiltRoot, dict[str, tuple] | None]:
+        free = self.free.setdefault(source.path, [])
+        if not free:
+            self.make(source, 1)
+        spare, state = free.pop()
+        if state is not None:
+            wait_past(state)  # so that whatever the test does shows in the next state
+        return spare, state
+
+    def give_back(self, source: BuiltRoot, spare: BuiltRoot, state: dict[str, tuple] | None) -> None:
+        if source.path not in self.sources:  # taken late: a worker may have adjusted the source first
+            self.sources[source.path] = _state(source.path)
+        original = self.sources[source.path]
+        restored = restore_copy(source.path, spare.path, state, original) if state and original else None
+        if restored is None:
+            remove_tree(spare.path.parent)
+        else:
+            self.free[source.path].append((spare, restored))
+
+    def close(self) -> None:
+        for free in self.free.values():
+            for spare, _ in free:
+                remove_tree(spare.path.parent)
+        self.free.clear()
 
 
 def _copy_beside(source: BuiltRoot) -> BuiltRoot:
@@ -164,39 +217,32 @@ def _copy_beside(source: BuiltRoot) -> BuiltRoot:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _spare_copies(request: pytest.FixtureRequest) -> Iterator[dict[Path, list[BuiltRoot]]]:
-    """When grading on hidden seeds: every copy the tests will damage, made before any student
-    code runs. The sandboxed worker then sees them all from its start (it needs no restart for
-    a root it could not see), and a damaged root was there as long as any intact one."""
-    pool: dict[Path, list[BuiltRoot]] = {}
+def _spare_copies(request: pytest.FixtureRequest) -> Iterator[_Spares]:
+    """When grading on hidden seeds: the copies to damage, made before any student code runs."""
+    spares = _Spares()
     if os.environ.get("DOCKERLAB_HIDDEN_SEEDS"):
         for (kind, seed), count in _planned_copies(request.session.items).items():
-            source = graded_root(kind, seed)
-            pool[source.path] = [_copy_beside(source) for _ in range(count)]
-    yield pool
-    for spares in pool.values():
-        for spare in spares:
-            remove_tree(spare.path.parent)
+            spares.make(graded_root(kind, seed), count)
+    yield spares
+    spares.close()
 
 
 @pytest.fixture
-def broken_copy(tmp_path: Path, _spare_copies: dict[Path, list[BuiltRoot]]) -> Iterator[Callable[[BuiltRoot], BuiltRoot]]:
+def broken_copy(tmp_path: Path, _spare_copies: _Spares) -> Iterator[Callable[[BuiltRoot], BuiltRoot]]:
     """Copy a cached root so a test may damage it: into ``tmp_path``, or when grading on hidden
-    seeds, beside the intact roots under a random name of the same shape (so no student code
-    can tell a damaged root from an intact one by where it lies), made ahead (``_spare_copies``)."""
-    made: list[Path] = []
+    seeds, one of the copies made ahead (``_spare_copies``), put back after the test."""
+    taken: list[tuple[BuiltRoot, BuiltRoot, dict[str, tuple] | None]] = []
 
     def copy(source: BuiltRoot) -> BuiltRoot:
         if not os.environ.get("DOCKERLAB_HIDDEN_SEEDS"):
             return copy_root(source, tmp_path / "root")
-        spares = _spare_copies.get(source.path)
-        copied = spares.pop() if spares else _copy_beside(source)
-        made.append(copied.path.parent)
-        return copied
+        spare, state = _spare_copies.take(source)
+        taken.append((source, spare, state))
+        return spare
 
     yield copy
-    for folder in made:
-        remove_tree(folder)
+    for source, spare, state in taken:
+        _spare_copies.give_back(source, spare, state)
 
 
 # -- friendly checks -----------------------------------------------------------------------------

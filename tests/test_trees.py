@@ -299,3 +299,79 @@ def test_a_cached_root_left_open_by_a_killed_copy_is_resealed(tmp_path):
     assert again.path == first.path
     assert [stat.S_IMODE(w.lstat().st_mode) for w in works] == [0] * len(works)
     assert trees.reseal(again.path, ["overlay2/*/work/work"]) == []
+
+
+# -- restore_copy: a damaged copy put back as it was copied --------------------------------------
+
+
+def _damages(dst: Path):
+    """Every kind of change a test may make to a copy, one at a time."""
+    yield "a file rewritten", lambda: (dst / "a" / "b" / "f").write_bytes(b"HELLO")
+    yield "a file removed", lambda: (dst / "top.txt").unlink()
+    yield "a folder removed", lambda: remove_tree(dst / "a" / "b")
+    yield "a file added", lambda: (dst / "a" / "new").write_bytes(b"x")
+    yield "a symlink retargeted", lambda: ((dst / "a" / "rel").unlink(), os.symlink("nowhere", dst / "a" / "rel"))
+    yield "a mode changed", lambda: os.chmod(dst / "top.txt", 0o777)
+    yield "a folder's xattr changed", lambda: os.setxattr(dst / "a", "user.overlay.opaque", b"y")
+    yield "a folder's xattr removed", lambda: os.removexattr(dst / "a" / "b", "user.overlay.opaque")
+    yield "a folder became a file", lambda: (remove_tree(dst / "a" / "b"), (dst / "a" / "b").write_bytes(b"f"))
+    yield "a file became a folder", lambda: ((dst / "top.txt").unlink(), (dst / "top.txt").mkdir())
+    yield "a whiteout removed", lambda: (dst / "a" / "wh").unlink()
+    yield "a file renamed over another", lambda: os.replace(dst / "a" / "b" / "g", dst / "top.txt")
+    yield "nothing", lambda: None
+
+
+def _restorable_tree(top: Path) -> None:
+    (top / "a" / "b").mkdir(parents=True)
+    (top / "a" / "b" / "f").write_bytes(b"hello")
+    (top / "a" / "b" / "g").write_bytes(b"other")
+    (top / "top.txt").write_bytes(b"top")
+    os.symlink("b/f", top / "a" / "rel")
+    os.mknod(top / "a" / "wh", stat.S_IFCHR | 0, os.makedev(0, 0))
+    os.setxattr(top / "a" / "b", "user.overlay.opaque", b"y")
+    os.chmod(top / "a", 0o710)
+    for p in (top / "a" / "b" / "f", top / "a" / "b", top / "a", top / "top.txt"):
+        os.utime(p, ns=(1, 1_000_000_000))
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="the whiteout device needs root (mknod)")
+def test_restore_copy_undoes_every_kind_of_damage_and_only_that(tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    _restorable_tree(src)
+    expected = snapshot(str(src))
+    source = trees.tree_state(src)
+    copy_tree(src, dst)
+    state = trees.tree_state(dst)
+    for what, damage in _damages(dst):
+        trees.wait_past(state)
+        damage()
+        inode = os.lstat(dst / "a" / "b" / "g").st_ino if (dst / "a" / "b" / "g").exists() else None
+        restored = trees.restore_copy(src, dst, state, source)
+        assert restored is not None, what
+        assert snapshot(str(dst)) == expected, what
+        if what != "a folder removed" and what != "a folder became a file" and inode is not None:
+            assert os.lstat(dst / "a" / "b" / "g").st_ino == inode, f"{what}: an untouched file was copied again"
+        state = restored
+    assert snapshot(str(src)) == expected, "the source must not change"
+
+
+def test_restore_copy_gives_up_on_hard_links_and_on_what_it_cannot_prove(tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    (src / "f").write_bytes(b"one")
+    os.link(src / "f", src / "g")
+    (src / "h").write_bytes(b"h")
+    source = trees.tree_state(src)
+    copy_tree(src, dst)
+    state = trees.tree_state(dst)
+    trees.wait_past(state)
+    (dst / "f").write_bytes(b"two")  # both names of the link change: a whole new copy keeps them linked
+    assert trees.restore_copy(src, dst, state, source) is None
+    remove_tree(dst)
+    copy_tree(src, dst)
+    state = trees.tree_state(dst)
+    os.utime(dst / "h", ns=(5, 5))  # a change the state before did not see (its ctime is compared, not
+    forged = dict(state)            # its mtime): put it back in the state to play a missed change
+    forged["h"] = trees.tree_state(dst)["h"]
+    assert trees.restore_copy(src, dst, forged, source) is None, "the final check against the source must catch it"

@@ -21,6 +21,7 @@ import pytest
 from dockerlab.grading import cgroup, sandbox
 from dockerlab.grading.grader import Timeouts, grade_class
 from dockerlab.labinfo import lab, repo_root
+from fakeroot_builder.safety import remove_tree
 
 from test_grader import SECRET, SOLUTION, STUB, points, replace_body, write_student
 
@@ -261,27 +262,24 @@ def test_a_run_stopped_by_a_signal_cleans_up_and_writes_every_row(tmp_path, sign
            "--jobs", "2", "--no-progress", "--scratch", str(scratch), "--test-timeout", "20", "--timeout", "120"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and proc.poll() is None:
-            if _processes_naming(str(scratch), "sandbox_main.py"):
-                break  # workers are running student code
+        deadline = time.monotonic() + 240  # a busy machine: the shared trees come first
+        while not _processes_naming(str(scratch), "sandbox_main.py"):  # until workers run student code
+            assert proc.poll() is None and time.monotonic() < deadline, ("no worker started", proc.poll())
             time.sleep(0.2)
-        assert proc.poll() is None, proc.communicate()
         time.sleep(1.0)
         os.kill(proc.pid, signum)
-        stdout, stderr = proc.communicate(timeout=60)
+        stdout, stderr = proc.communicate(timeout=120)
+        assert proc.returncode == 128 + signum, (proc.returncode, stderr.decode()[-2000:])
+        assert f"stopped by {signal.Signals(signum).name}" in stderr.decode()
+        rows = _rows(out)
+        assert set(rows) == set(students), rows
+        assert any("not graded: the run was stopped" in row["note"] for row in rows.values()), rows
+        assert list(scratch.iterdir()) == [], "the scratch folder was left"
+        time.sleep(0.5)
+        assert _processes_naming(str(scratch)) == [] and _processes_naming(str(class_dir)) == []
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    assert proc.returncode == 128 + signum, (proc.returncode, stderr.decode()[-2000:])
-    assert f"stopped by {signal.Signals(signum).name}" in stderr.decode()
-    rows = _rows(out)
-    assert set(rows) == set(students), rows
-    assert any("not graded: the run was stopped" in row["note"] for row in rows.values()), rows
-    left = list(scratch.iterdir())
-    scratch.rmdir()
-    assert left == [], "the scratch folder was left"
-    time.sleep(0.5)
-    assert _processes_naming(str(scratch)) == [] and _processes_naming(str(class_dir)) == []
+        remove_tree(scratch)
     assert _runs_of(proc.pid) == [], "the run's cgroup was left"
