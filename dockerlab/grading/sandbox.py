@@ -19,9 +19,11 @@ weaker mode is a warning (:attr:`SandboxInfo.warning`).
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
 import os
 import pwd
+import py_compile
 import select
 import shutil
 import stat
@@ -57,6 +59,18 @@ DESCRIPTIONS = {
 
 class SandboxUnavailable(RuntimeError):
     """No sandbox mode can start a worker here (or the forced one cannot)."""
+
+
+#: The worker's script (``grader/sandbox_main.py``, the name every process list shows): it imports
+#: this package's ``sandbox_main.py``, copied as ``grader/dockerlab_worker.py`` with its bytecode
+#: (made here once per grader process, so no worker compiles it again), from its own folder,
+#: which ``-I`` leaves off ``sys.path``.
+_LAUNCHER = """import sys
+sys.path.insert(0, __file__.rpartition("/")[0])
+import dockerlab_worker
+del sys.path[0]
+sys.exit(dockerlab_worker.main())
+"""
 
 
 class SandboxDir:
@@ -154,6 +168,33 @@ def _copy_file(src: str, dst: Path) -> None:
     dst.write_bytes(data)
 
 
+@functools.lru_cache(maxsize=None)
+def _bytecode(source: Path) -> bytes:
+    """``source`` compiled once per process, checked against the source's hash (not its mtime),
+    so the same bytes serve every copy; ``b""`` when it cannot be compiled here."""
+    with tempfile.TemporaryDirectory(prefix="dockerlab-pyc-") as tmp:
+        target = Path(tmp) / "module.pyc"
+        try:
+            py_compile.compile(str(source), cfile=str(target), doraise=True,
+                               invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)
+        except (py_compile.PyCompileError, OSError):
+            return b""
+        return target.read_bytes()
+
+
+def _install(source: Path, folder: Path, name: str = "") -> None:
+    """Copy a trusted module into a sandbox folder, with its bytecode beside it (the worker runs
+    with ``-B``: it reads bytecode but never writes it; a worker of another Python version
+    looks for another file name and compiles the source)."""
+    target = folder / (name or source.name)
+    shutil.copyfile(source, target)
+    code = _bytecode(source)
+    if code:
+        cached = Path(importlib.util.cache_from_source(str(target)))
+        cached.parent.mkdir(exist_ok=True)
+        cached.write_bytes(code)
+
+
 def worker_ids() -> tuple[int, int]:
     """The uid and gid ``nobody``-mode workers run as: one per submission when the grader says."""
     own = os.environ.get("DOCKERLAB_SANDBOX_UID", "")
@@ -169,10 +210,11 @@ def prepare(base: Path, submission: Path, how: str | None = None) -> SandboxDir:
     box = SandboxDir(base)
     for d in (box.grader, box.shim, box.shim / "fakeroot_builder", box.submission, box.submission / "labs", box.home):
         d.mkdir(exist_ok=True)
-    shutil.copyfile(HERE / "sandbox_main.py", box.script)
+    box.script.write_text(_LAUNCHER)
+    _install(HERE / "sandbox_main.py", box.grader, "dockerlab_worker.py")
     (box.shim / "fakeroot_builder" / "__init__.py").write_text("")
     for name in _SHIM_MODULES:
-        shutil.copyfile(_BUILDER / name, box.shim / "fakeroot_builder" / name)
+        _install(_BUILDER / name, box.shim / "fakeroot_builder")
     copy_labs(submission / "labs", box.submission / "labs")
     if how == "nobody":
         uid, gid = worker_ids()

@@ -1,7 +1,10 @@
 """The sandboxed worker: imports ONE student lab module and answers calls to its functions.
 
-Standard library only, run as ``python3 -I -S -B sandbox_main.py`` by :mod:`dockerlab.grading.worker`
-(inside bubblewrap when available). It is the only process that ever runs student code.
+Standard library only, copied into each sandbox as ``grader/dockerlab_worker.py`` with its
+bytecode and run as ``python3 -I -S -B grader/sandbox_main.py`` (a launcher that imports it: see
+:func:`dockerlab.grading.sandbox.prepare`) by
+:mod:`dockerlab.grading.worker` (inside bubblewrap when available). It is the only process that
+ever runs student code.
 
 Protocol, one JSON document per line, on two inherited pipe fds (never stdout/stderr, which go
 to a size-capped log nobody scores):
@@ -240,50 +243,73 @@ def _readable(opts: dict) -> list[str]:
     return sorted(set(base) | python | {p for p in system if os.path.exists(p)})
 
 
+#: The audit event the worker raises before each call: the hook forgets the folders it learned.
+CALL_EVENT = "dockerlab.worker.call"
+
+
 def _guard(scratch: str, readable: list[str]) -> None:
     """Install the audit hook: no instructor imports, no processes, files only where allowed.
 
-    Everything it uses is bound here, in the closure: rebinding a module global, ``os.path``,
-    ``posixpath`` or a builtin from student code changes nothing the hook reads.
+    The hook is ONE function whose closure holds only immutable values (str, tuples, frozensets)
+    and builtins, and it never runs student code (no ``__fspath__``, ``__str__``, ``__class__``
+    or rebindable builtin is called: path arguments are read with ``str.__str__`` and
+    ``bytes.decode``). So student code that reaches the hook's frame (the traceback of a refusal,
+    a signal handler or finaliser running inside it) finds nothing to rebind; ``gc`` and
+    ``sys._current_frames``, which would reach the hook function and its cells, are refused.
+
+    Paths are resolved like :func:`os.path.realpath`, component by component with ``lstat``
+    (symlinks first, then ``..``). To make that cheap, the hook remembers, until the next
+    call (:data:`CALL_EVENT`), which folders it found to be real folders, not symlinks, but
+    only where the worker cannot change them: in or above the read-only folders, never in or
+    under the writable scratch. Within one call nothing there changes (the worker may not
+    create, rename or remove anything outside its scratch; the grader changes roots only
+    between calls), and a remembered folder that disappears resolves the same as before (a
+    missing component is not a symlink either). Files and symlinks are never remembered.
     """
-    lstat, readlink, getcwd, fsdecode = os.lstat, os.readlink, os.getcwd, os.fsdecode
-    is_link = __import__("stat").S_ISLNK
-    str_, bytes_, int_, tuple_, isinstance_ = str, bytes, int, tuple, isinstance
-    fspath, permission, import_error = os.fspath, PermissionError, ImportError
+    lstat, readlink, getcwd = os.lstat, os.readlink, os.getcwd
+    _stat = __import__("stat")
+    is_link, is_dir = _stat.S_ISLNK, _stat.S_ISDIR
+    str_, bytes_, int_, type_, len_, issubclass_, frozenset_ = str, bytes, int, type, len, issubclass, frozenset
+    as_str, decode, int_and = str.__str__, bytes.decode, int.__and__
+    encoding = sys.getfilesystemencoding()
+    permission, import_error, oserror, exception_ = PermissionError, ImportError, OSError, Exception
     blocked_modules = frozenset(("solutions", "tests", "dockerlab", "ctypes", "_ctypes", "_posixsubprocess",
                                  "pytest", "_pytest", "_xxsubinterpreters", "_testcapi", "_testinternalcapi"))
-    blocked_events = tuple_((
+    blocked_events = (
         "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty", "subprocess.Popen",
         "os.kill", "os.killpg", "signal.pthread_kill", "socket.", "ctypes.", "os.chroot", "os.setuid",
         "sys.remote_exec", "cpython.run_", "os.startfile",
-    ))
-    write_events = frozenset((
-        "os.mkdir", "os.rmdir", "os.remove", "os.rename", "os.symlink", "os.link", "os.truncate",
-        "os.chmod", "os.chown", "os.utime", "shutil.rmtree", "shutil.copyfile", "shutil.move",
-    ))
-    write_flags = _WRITE_FLAGS
+        "gc.get_objects", "gc.get_referrers", "gc.get_referents", "sys._current_frames",  # the hook's own state
+    )
+    # each write event, and where its dir_fd arguments are (a path relative to a dir_fd is refused:
+    # the hook could only resolve it against the working directory)
+    write_dir_fds = (
+        ("os.mkdir", (2,)), ("os.rmdir", (1,)), ("os.remove", (1,)), ("os.rename", (2, 3)),
+        ("os.symlink", (2,)), ("os.link", (2, 3)), ("os.truncate", ()), ("os.chmod", (2,)),
+        ("os.chown", (3,)), ("os.utime", (3,)), ("shutil.rmtree", (1,)), ("shutil.copyfile", ()),
+        ("shutil.move", ()),
+    )
+    write_events = frozenset(name for name, _ in write_dir_fds)
+    write_flags, call_event = _WRITE_FLAGS, CALL_EVENT
 
-    def resolve(path: str) -> str:
-        """``realpath`` done here: symlinks resolved component by component, then ``..``."""
-        if not path.startswith("/"):
-            path = getcwd() + "/" + path
+    def realpath(path: str) -> str:  # only here, before the hook exists; the hook inlines it
         done: list[str] = []
         todo = [p for p in path.split("/") if p][::-1]
         hops = 0
         while todo:
             part = todo.pop()
-            if part == ".":
-                continue
             if part == "..":
                 if done:
                     done.pop()
-                continue
-            candidate = "/" + "/".join(done + [part])
-            try:
-                link = is_link(lstat(candidate).st_mode)
-            except OSError:
-                link = False
-            if link:
+            elif part != ".":
+                candidate = "/" + "/".join(done + [part])
+                try:
+                    link = is_link(lstat(candidate).st_mode)
+                except OSError:
+                    link = False
+                if not link:
+                    done.append(part)
+                    continue
                 hops += 1
                 if hops > 40:
                     return "/"
@@ -291,55 +317,132 @@ def _guard(scratch: str, readable: list[str]) -> None:
                 if target.startswith("/"):
                     done = []
                 todo.extend([p for p in target.split("/") if p][::-1])
-            else:
-                done.append(part)
         return "/" + "/".join(done)
 
-    def real(path: object) -> str | None:
-        if isinstance_(path, int_) or path is None:
-            return None
-        try:
-            if isinstance_(path, bytes_):
-                path = fsdecode(path)
-            return resolve(str_(fspath(path)) if not isinstance_(path, str_) else path)
-        except Exception:  # noqa: BLE001 - anything odd is refused
-            return "/"
-
-    writable = tuple_((resolve(scratch), "/dev/null"))
-    allowed = tuple_([resolve(p) for p in readable]) + writable
-
-    def under(path: str, dirs: tuple) -> bool:
-        for d in dirs:
-            if path == d or path.startswith(d.rstrip("/") + "/"):
-                return True
-        return False
+    writable = (realpath(scratch), "/dev/null")
+    allowed = tuple(dict.fromkeys([realpath(p) for p in readable] + list(writable)))
+    writable_slash = tuple(d.rstrip("/") + "/" for d in writable)
+    allowed_slash = tuple(d.rstrip("/") + "/" for d in allowed)
+    writable_set, allowed_set = frozenset(writable), frozenset(allowed)
+    # where a real folder may be remembered: in or above a read-only folder, not in the scratch
+    stable = tuple(d for d in allowed if d not in writable_set and not d.startswith(writable_slash))
+    stable_slash = tuple(d.rstrip("/") + "/" for d in stable)
+    above_stable = frozenset("/".join(d.split("/")[:i]) for d in stable for i in range(2, len(d.split("/")) + 1))
+    only_root = ("",)  # "" is "/": never a symlink
+    known = frozenset(only_root)
+    most = 4096  # folders remembered in one call (beyond: plain lstat)
 
     def hook(event: str, args: tuple) -> None:
-        if event == "import":
-            top = str_(args[0]).split(".")[0]
+        nonlocal known
+        if event == "open":
+            targets, mode = args[:1], args[1]
+            flags = args[2] if len_(args) > 2 else 0
+            if type_(mode) is not str_ and issubclass_(type_(mode), str_):
+                mode = as_str(mode)
+            writing = type_(mode) is str_ and ("w" in mode or "a" in mode or "x" in mode or "+" in mode)
+            if not writing and issubclass_(type_(flags), int_):
+                writing = int_and(flags, write_flags) != 0
+            if writing:
+                dirs, dirs_slash, refusal = writable_set, writable_slash, "writing this file"
+            else:
+                dirs, dirs_slash, refusal = allowed_set, allowed_slash, "reading this file"
+        elif event == "import":
+            name = args[0]
+            if type_(name) is not str_:
+                name = as_str(name)  # a str subclass is read without its methods; anything else is refused
+            top = name.partition(".")[0]
             if top in blocked_modules:
                 raise import_error(f"the grading sandbox does not allow importing {top}")
+            return
+        elif event == "os.listdir" or event == "os.scandir":
+            targets = args[:1] if args[0] is not None else (".",)
+            dirs, dirs_slash = allowed_set, allowed_slash
+            refusal = "listing this folder"
+        elif event in write_events:
+            for name, spots in write_dir_fds:
+                if name == event:
+                    for spot in spots:
+                        fd = args[spot] if spot < len_(args) else None
+                        if fd is not None and not (type_(fd) is int_ and fd == -1):
+                            raise permission(f"the grading sandbox does not allow {event} with dir_fd")
+            targets, dirs, dirs_slash, refusal = args[:2], writable_set, writable_slash, event
+        elif event == call_event:
+            known = frozenset_(only_root)  # a new object: a walk begun before this never adds to it
+            return
         elif event.startswith(blocked_events):
             raise permission(f"the grading sandbox does not allow {event}")
-        elif event == "open":
-            path = real(args[0])
-            if path is None:
-                return
-            mode, flags = args[1], args[2] if len(args) > 2 else 0
-            writing = (isinstance_(mode, str_) and any(c in mode for c in "wax+")) or (
-                isinstance_(flags, int_) and flags & write_flags
-            )
-            if not under(path, writable if writing else allowed):
-                raise permission(f"the grading sandbox does not allow {'writing' if writing else 'reading'} this file")
-        elif event in ("os.listdir", "os.scandir"):
-            path = real(args[0] if args[0] is not None else ".")
-            if path is not None and not under(path, allowed):
-                raise permission("the grading sandbox does not allow listing this folder")
-        elif event in write_events:
-            for arg in args[:2]:
-                path = real(arg) if isinstance_(arg, (str_, bytes_, os.PathLike)) else None
-                if path is not None and not under(path, writable):
-                    raise permission(f"the grading sandbox does not allow {event}")
+        else:
+            return
+        for path in targets:
+            kind = type_(path)
+            if kind is str_:
+                pass
+            elif kind is bytes_:
+                path = decode(path, encoding, "surrogateescape")
+            elif path is None or issubclass_(kind, int_):
+                continue  # a file descriptor: already open
+            elif issubclass_(kind, str_):
+                path = as_str(path)
+            elif issubclass_(kind, bytes_):
+                path = decode(path, encoding, "surrogateescape")
+            else:
+                raise permission(f"the grading sandbox does not allow {refusal}")  # os.PathLike and the like: converted before the event
+            # -- realpath(path), remembering real folders (see the docstring) --
+            try:
+                if not path.startswith("/"):
+                    path = getcwd() + "/" + path
+                cut = path.rfind("/")
+                last = path[cut + 1:]
+                resolved = ""
+                if path[:cut] in known and last and last != "." and last != "..":
+                    try:  # the folder is known: only the last component can be a symlink
+                        bits = lstat(path).st_mode
+                    except oserror:
+                        bits = 0
+                    if not is_link(bits):
+                        resolved = path
+                if not resolved:
+                    stack, todo, hops, fresh, base = [""], path.split("/"), 0, [], known
+                    todo.reverse()
+                    while todo:
+                        part = todo.pop()
+                        if not part or part == ".":
+                            continue
+                        if part == "..":
+                            if len_(stack) > 1:
+                                stack.pop()
+                            continue
+                        candidate = stack[-1] + "/" + part
+                        if candidate in known:
+                            stack.append(candidate)
+                            continue
+                        try:
+                            bits = lstat(candidate).st_mode
+                        except oserror:
+                            bits = 0
+                        if is_link(bits):
+                            hops += 1
+                            if hops > 40:
+                                stack = ["/"]
+                                break
+                            target = readlink(candidate)
+                            if target.startswith("/"):
+                                stack = [""]
+                            target = target.split("/")
+                            target.reverse()
+                            todo.extend(target)
+                            continue
+                        stack.append(candidate)
+                        if (is_dir(bits) and candidate not in writable_set and not candidate.startswith(writable_slash)
+                                and (candidate in above_stable or candidate.startswith(stable_slash))):
+                            fresh.append(candidate)
+                    resolved = stack[-1] or "/"
+                    if fresh and known is base and len_(known) < most:  # not across a CALL_EVENT
+                        known = known.union(fresh)
+            except exception_:  # noqa: BLE001 - anything odd is refused
+                resolved = "/"
+            if resolved not in dirs and not resolved.startswith(dirs_slash):
+                raise permission(f"the grading sandbox does not allow {refusal}")
 
     sys.addaudithook(hook)
 
@@ -399,6 +502,7 @@ def main(argv: list[str] | None = None) -> int:
         _send(responses, {"ready": False, "error": ["SandboxError", f"the sandbox could not enable {', '.join(missing)}"]})
         return 0
     _guard(scratch, _readable(opts))
+    audit, call_event = sys.audit, CALL_EVENT  # bound before any student code runs
     try:
         module = importlib.import_module(opts["module"])
     except BaseException as exc:  # noqa: BLE001 - SyntaxError, SystemExit, anything
@@ -410,6 +514,7 @@ def main(argv: list[str] | None = None) -> int:
         if not line:
             return 0
         request = json.loads(line)
+        audit(call_event)
         func = getattr(module, request["func"], None)
         if not callable(func):
             _send(responses, {"id": request["id"], "error": ["MissingFunction", f"defines no function {request['func']}()"]})

@@ -175,16 +175,16 @@ threading.Thread(target=_kill_everyone, daemon=True).start()
 
 HOOK_ATTEMPTS = f'''
 import sys, os, posixpath
-_main = sys.modules.get("__main__")
-for _name in ("_BLOCKED_EVENTS", "_WRITE_EVENTS", "_BLOCKED_MODULES"):
+for _main in (sys.modules.get("__main__"), sys.modules.get("dockerlab_worker")):
+    for _name in ("_BLOCKED_EVENTS", "_WRITE_EVENTS", "_BLOCKED_MODULES", "CALL_EVENT", "_WRITE_FLAGS"):
+        try:
+            setattr(_main, _name, ())
+        except BaseException:
+            pass
     try:
-        setattr(_main, _name, ())
+        _main._under = lambda *a: True
     except BaseException:
         pass
-try:
-    _main._under = lambda *a: True
-except BaseException:
-    pass
 posixpath.realpath = os.path.realpath = lambda p, **k: "/"
 posixpath.abspath = os.path.abspath = lambda p: "/"
 for _p in ({str(REPO / "solutions/lab1/layerdb.py")!r},):
@@ -203,6 +203,40 @@ try:
     _PWNED = True
 except BaseException:
     pass
+_home = os.path.realpath(os.path.expanduser("~"))
+def _rebind_closures(values):  # whatever the hook's frame or gc hands out: widen every path it holds
+    for _v in list(values):
+        for _cell in getattr(_v, "__closure__", None) or ():
+            try:
+                _c = _cell.cell_contents
+                if callable(_c) and getattr(_c, "__name__", "") in ("resolve", "real", "under"):
+                    _cell.cell_contents = (lambda *a, **k: True) if _c.__name__ == "under" else (lambda *a, _h=_home: _h)
+                elif isinstance(_c, (tuple, frozenset)) and any(isinstance(x, str) and x.startswith("/") for x in _c):
+                    _cell.cell_contents = type(_c)(["/", ""])
+            except BaseException:
+                pass
+try:
+    open("/etc/hostname")
+except BaseException as _exc:  # the refusal's traceback holds the hook's frame
+    _tb = _exc.__traceback__
+    try:
+        while _tb.tb_next:
+            _tb = _tb.tb_next
+        _rebind_closures(_tb.tb_frame.f_locals.values())
+    except BaseException:
+        pass
+try:
+    import gc
+    _rebind_closures(o for o in gc.get_objects() if callable(o))
+except BaseException:
+    pass
+for _p in ({str(REPO / "solutions/lab1/layerdb.py")!r}, "/etc/hostname"):
+    try:
+        with open(_p) as _fh:
+            _fh.read()
+        _PWNED = True
+    except BaseException:
+        pass
 '''
 
 
