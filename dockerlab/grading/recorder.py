@@ -42,6 +42,8 @@ class Recorder:
         self.test_timeout = test_timeout
         self.timing = dict(timing or {})
         self.started = time.monotonic()
+        self.failed: set[str] = set()  # tasks with a test that did not pass: already worth 0
+        self.not_run: set[str] = set()  # their later tests, skipped and not reported
         if isinstance(target, int):
             self._fh = os.fdopen(target, "w", encoding="utf-8")
         else:
@@ -58,6 +60,14 @@ class Recorder:
             if key:
                 counts[key] = counts.get(key, 0) + 1
         self._write({"collected": counts})
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        """A task earns its points only when every test passes: once one failed, its other tests
+        cannot change the score, so they do not run (no trees built, no student code called)."""
+        if _task_key(item) in self.failed:
+            self.not_run.add(item.nodeid)
+            pytest.skip("its task already failed")
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_fixture_setup(self, fixturedef: pytest.FixtureDef[Any]):  # type: ignore[no-untyped-def]
@@ -80,8 +90,11 @@ class Recorder:
         outcome = yield
         report = outcome.get_result()
         key = _task_key(item)
-        if key is None or not (report.when == "call" or (report.when == "setup" and report.outcome != "passed")):
+        if key is None or item.nodeid in self.not_run or not (
+                report.when == "call" or (report.when == "setup" and report.outcome != "passed")):
             return
+        if report.outcome != "passed":
+            self.failed.add(key)
         message = ""
         if report.outcome != "passed" and call.excinfo is not None:
             if call.excinfo.errisinstance(pytest.fail.Exception):

@@ -207,6 +207,17 @@ def test_feedback_explains_failures_without_expected_answers(graded, tmp_path):
     assert "timed out" in hang
 
 
+def test_a_task_stops_at_its_first_failure(graded):
+    """Once one test of a task failed, the task is worth 0 whatever the others do: they do not run
+    (no trees built, no student code called, a hang costs one timeout), and the student reads one
+    failure per task, as ``tox -e lab1`` shows it."""
+    for student in ("blank", "half", "hang"):
+        failed = [t for t in graded["results"][student].tasks if not t.passed]
+        assert failed, student
+        for task in failed:
+            assert len(task.messages) == 1, (student, task.task.key, task.messages)
+
+
 def test_a_dying_submission_is_told_why(graded):
     text = (graded["out"] / "exit-call" / "feedback.md").read_text()
     assert "sys.exit() or os._exit()" in text or "SystemExit" in text
