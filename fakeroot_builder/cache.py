@@ -119,6 +119,12 @@ GRADED_ROOTS: dict[str, Callable[[int], dict[str, Any]]] = {
 }
 
 
+#: The kind of root each graded tests' fixture gives (tests/conftest.py), by fixture name: read by
+#: the grader (which kinds to build first) and by the tests (which copies to make first).
+FIXTURE_KINDS: dict[str, str] = {"root": "full", "canonical": "full", "croot": "containerd", "small": "small",
+                                 "small_with_containers": "small-with-containers"}
+
+
 def graded_root(kind: str, seed: int, base: Path | None = None) -> BuiltRoot:
     """The root of kind ``kind`` (a key of :data:`GRADED_ROOTS`) for ``seed``."""
     return cached_root(**GRADED_ROOTS[kind](seed), base=base)

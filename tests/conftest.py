@@ -19,7 +19,7 @@ import pytest
 
 from dockerlab import labinfo
 from dockerlab.impl import Implementation, MissingFunction, load
-from fakeroot_builder.cache import BuiltRoot, copy_root, graded_root
+from fakeroot_builder.cache import FIXTURE_KINDS, BuiltRoot, copy_root, graded_root
 from fakeroot_builder.safety import remove_tree
 from fakeroot_builder.trees import restore_copy, tree_state, wait_past
 from fakeroot_builder import CANONICAL_SEED
@@ -131,11 +131,6 @@ def small_with_containers(seed_of_run: int) -> BuiltRoot:
     return graded_root("small-with-containers", seed_of_run)
 
 
-#: The graded root a fixture stands for, when a test passes it to ``broken_copy``.
-_COPIED_KINDS = {"root": "full", "canonical": "full", "croot": "containerd", "small": "small",
-                 "small_with_containers": "small-with-containers"}
-
-
 def _planned_copies(items: list[pytest.Item]) -> dict[tuple[str, int], int]:
     """How many copies of which root (kind, seed) one test at most asks ``broken_copy`` for, read
     from the selected tests' source (``broken_copy(small)``); a copy missed here is made when asked."""
@@ -150,9 +145,9 @@ def _planned_copies(items: list[pytest.Item]) -> dict[tuple[str, int], int]:
         params = getattr(getattr(item, "callspec", None), "params", {})
         wanted: dict[tuple[str, int], int] = {}
         for name in re.findall(r"broken_copy\((\w+)\)", source):
-            if name in _COPIED_KINDS:
+            if name in FIXTURE_KINDS:
                 seed = params[name][1] if name in params else CANONICAL_SEED if name == "canonical" else graded_seeds()[-1][1]
-                key = (_COPIED_KINDS[name], seed)
+                key = (FIXTURE_KINDS[name], seed)
                 wanted[key] = wanted.get(key, 0) + 1
         for key, count in wanted.items():
             planned[key] = max(planned.get(key, 0), count)

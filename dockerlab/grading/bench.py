@@ -39,31 +39,29 @@ class _CpuMeter:
     else the whole machine's busy time from ``/proc/stat`` (then other processes count too)."""
 
     def __init__(self) -> None:
+        from .cgroup import own
+
         self.group: Path | None = None
         self.home: Path | None = None
         self.how = "the whole machine's busy time (no cgroup of our own here)"
-        for mine in Path("/proc/self/cgroup").read_text().splitlines():
-            hier, controllers, path = mine.split(":", 2)
-            base = (Path("/sys/fs/cgroup") / "unified" if Path("/sys/fs/cgroup/unified").is_dir() else Path("/sys/fs/cgroup")) \
-                if hier == "0" else next((Path("/sys/fs/cgroup") / d for d in (controllers, "cpu,cpuacct", "cpuacct")
-                                          if "cpuacct" in controllers.split(",") and (Path("/sys/fs/cgroup") / d).is_dir()), None)
-            if base is None:
-                continue
-            stat_file = "cpu.stat" if hier == "0" else "cpuacct.usage"
-            try:
-                group = base / path.lstrip("/") / f"dockerlab-bench-{os.getpid()}"
-                group.mkdir()
-            except OSError:
-                continue
-            try:
-                (group / "cgroup.procs").write_text(str(os.getpid()))
-                self._read(group / stat_file)
-            except OSError:
-                group.rmdir()
-                continue
-            self.group, self.home, self.stat_file = group, base / path.lstrip("/"), stat_file
-            self.how = "a cgroup of its own: this run's processes only"
-            break
+        found = own("cpuacct")
+        if isinstance(found, str):
+            return
+        version, home = found
+        self.stat_file = "cpuacct.usage" if version == 1 else "cpu.stat"
+        group = home / f"dockerlab-bench-{os.getpid()}"
+        try:
+            group.mkdir()
+        except OSError:
+            return
+        try:
+            (group / "cgroup.procs").write_text(str(os.getpid()))
+            self._read(group / self.stat_file)
+        except OSError:
+            group.rmdir()
+            return
+        self.group, self.home = group, home
+        self.how = "a cgroup of its own: this run's processes only"
 
     def _read(self, path: Path) -> float:
         text = path.read_text()

@@ -76,26 +76,33 @@ def _under_mount(mount: tuple[str, str], path: str) -> Path | None:
     return Path(point) / rel.lstrip("/")
 
 
-def _own(proc: Path, mountinfo: str) -> tuple[int, Path] | str:
-    """(version, directory) of this process's memory cgroup, or why there is none to use."""
+def own(controller: str = "memory", proc: Path = Path("/proc")) -> tuple[int, Path] | str:
+    """(version, directory) of this process's cgroup for ``controller``, or why there is none."""
+    return _own(proc, _read(proc / "self" / "mountinfo"), controller)
+
+
+def _own(proc: Path, mountinfo: str, controller: str = "memory") -> tuple[int, Path] | str:
+    """(version, directory) of this process's ``controller`` cgroup (v1's hierarchy of it, else
+    v2's, which must offer it; v2 counts CPU time, ``cpuacct``, in every cgroup), or why there is
+    none to use."""
     lines = _read(proc / "self" / "cgroup").splitlines()
     if not lines:
         return "no /proc/self/cgroup (not Linux)"
     v1, v2 = _mounts(mountinfo)
     for line in lines:
         _, controllers, path = line.split(":", 2)
-        if "memory" in controllers.split(",") and "memory" in v1:
-            where = _under_mount(v1["memory"], path)
-            return (1, where) if where is not None and where.is_dir() else "the memory cgroup's folder is not mounted here"
+        if controller in controllers.split(",") and controller in v1:
+            where = _under_mount(v1[controller], path)
+            return (1, where) if where is not None and where.is_dir() else f"the {controller} cgroup's folder is not mounted here"
     for line in lines:
         if line.startswith("0::") and v2 is not None:
             where = _under_mount(v2, line[3:])
             if where is None or not where.is_dir():
                 return "the cgroup v2 folder of this process is not mounted here"
-            if "memory" not in _read(where / "cgroup.controllers").split():
-                return "cgroup v2 without the memory controller here"
+            if controller != "cpuacct" and controller not in _read(where / "cgroup.controllers").split():
+                return f"cgroup v2 without the {controller} controller here"
             return 2, where
-    return "no memory controller mounted"
+    return f"no {controller} controller mounted"
 
 
 class Group:
@@ -207,7 +214,7 @@ class RunGroup:
         if os.environ.get("DOCKERLAB_CGROUP", "").lower() in ("off", "0", "no"):
             return "DOCKERLAB_CGROUP=off"
         try:
-            found = _own(proc, _read(proc / "self" / "mountinfo"))
+            found = own("memory", proc)
             if isinstance(found, str):
                 return found
             version, own = found

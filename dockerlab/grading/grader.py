@@ -164,9 +164,6 @@ def _warm_up() -> None:
     from . import recorder, worker  # noqa: F401
 
 
-#: Root kinds a graded test module asks for through its fixtures (the others appear by name).
-_FIXTURE_KINDS = {"root": "full", "canonical": "full", "croot": "containerd", "small": "small",
-                  "small_with_containers": "small-with-containers"}
 #: Kinds the tests also build on the canonical seed: shared by every student, built once.
 _CANONICAL_KINDS = ("full", "other-host", "other-content", "containerd")
 
@@ -176,7 +173,7 @@ def _kinds(labs: list[str]) -> list[str]:
     is still built when a test asks for it, only later)."""
     import re
 
-    from fakeroot_builder.cache import GRADED_ROOTS
+    from fakeroot_builder.cache import FIXTURE_KINDS, GRADED_ROOTS
 
     found: set[str] = set()
     for lab_id in labs:
@@ -187,7 +184,7 @@ def _kinds(labs: list[str]) -> list[str]:
         found |= {kind for kind in GRADED_ROOTS if f'"{kind}"' in text}
         params = {p.strip().split(":")[0].strip() for args in re.findall(r"def test_\w+\(([^)]*)\)", text)
                   for p in args.split(",")}
-        found |= {kind for name, kind in _FIXTURE_KINDS.items() if name in params}
+        found |= {kind for name, kind in FIXTURE_KINDS.items() if name in params}
     return [kind for kind in GRADED_ROOTS if kind in found]
 
 

@@ -140,13 +140,8 @@ _prepared: set[str] = set()
 
 
 def prepare_roots(paths: set[str]) -> None:
-    """Prepare roots for workers ahead of time (the grader does it once for the shared roots,
-    which live in its scratch)."""
-    _prepare(paths)
-
-
-def _prepare(paths: set[str]) -> None:
-    """Fallback (``nobody``) mode: make each root readable by the worker's uid (``o+rX``; the
+    """Make roots readable by the worker before it sees them (the grader does it once for the
+    shared roots, before forking). In fallback (``nobody``) mode: each root readable by the worker's uid (``o+rX``; the
     builder writes 0700/0600 like a daemon), with every ``truth.json`` next to a root kept
     unreadable (0600). Other modes need nothing: the grader builds its roots with ``user.``
     twins of overlayfs's ``trusted.`` marks (``DOCKERLAB_USER_MARKS``), which the sandbox can read."""
@@ -174,7 +169,7 @@ class _Worker:
         started = time.monotonic()
         req_r, self._req_w = os.pipe()
         self._resp_r, resp_w = os.pipe()
-        _prepare(self.roots)
+        prepare_roots(self.roots)
         argv, options = sandbox.command(
             box, module, lab, sorted(self.roots | set(_exposed())), (req_r, resp_w),
             mem=int(os.environ.get("DOCKERLAB_SANDBOX_MEM", 1 << 30)),
@@ -336,7 +331,7 @@ class RemoteImplementation:
 
     def _run(self, func: str, plain: list[Any], deadline: float, timeout: float) -> Any:
         roots = _roots_in(plain)
-        _prepare(roots)
+        prepare_roots(roots)
         roots = {r for r in roots if not any(_under(r, d) for d in _exposed())}
         worker = self._worker
         if worker is None or not roots <= worker.roots or worker.proc.poll() is not None:
