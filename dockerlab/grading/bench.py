@@ -39,12 +39,12 @@ class _CpuMeter:
     else the whole machine's busy time from ``/proc/stat`` (then other processes count too)."""
 
     def __init__(self) -> None:
-        from .cgroup import own
+        from .cgroup import own_cgroup
 
         self.group: Path | None = None
         self.home: Path | None = None
         self.how = "the whole machine's busy time (no cgroup of our own here)"
-        found = own("cpuacct")
+        found = own_cgroup("cpuacct")
         if isinstance(found, str):
             return
         version, home = found
@@ -131,18 +131,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         base = Path(tmp)
         class_dir = _make_class(base, args.n)
         meter = _CpuMeter()
-        start, cpu = time.perf_counter(), meter.now()
-        results = grade_class(class_dir, base / "out", "bench-secret", ["lab1"], args.jobs, Timeouts(),
-                              progress=sys.stderr.isatty())
-        graded, graded_cpu = time.perf_counter() - start, meter.now() - cpu
-        timings = dict(grader.TIMINGS)
-        load_after = os.getloadavg()
-        wrong = [r.student for i, r in enumerate(sorted(results, key=lambda r: r.student))
-                 if r.total != (r.max if i % 2 == 0 else 0)]
         try:
+            start, cpu = time.perf_counter(), meter.now()
+            results = grade_class(class_dir, base / "out", "bench-secret", ["lab1"], args.jobs, Timeouts(),
+                                  progress=sys.stderr.isatty())
+            graded, graded_cpu = time.perf_counter() - start, meter.now() - cpu
+            timings = dict(grader.TIMINGS)
+            load_after = os.getloadavg()
+            wrong = [r.student for i, r in enumerate(sorted(results, key=lambda r: r.student))
+                     if r.total != (r.max if i % 2 == 0 else 0)]
             per_tox, per_tox_cpu, how = _tox_runs(class_dir, args.tox_sample, base / "tox-cache", meter)
         finally:
-            meter.close()
+            meter.close()  # also when grading failed: no cgroup left behind
     cores = args.jobs or os.cpu_count() or 1
     print(f"grading {args.n} submissions (lab1, {cores} jobs): {graded:.1f} s wall, "
           f"{graded / args.n:.2f} s per submission{'' if not wrong else f'  WRONG SCORES: {wrong[:5]}'}")

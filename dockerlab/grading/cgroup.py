@@ -76,7 +76,7 @@ def _under_mount(mount: tuple[str, str], path: str) -> Path | None:
     return Path(point) / rel.lstrip("/")
 
 
-def own(controller: str = "memory", proc: Path = Path("/proc")) -> tuple[int, Path] | str:
+def own_cgroup(controller: str = "memory", proc: Path = Path("/proc")) -> tuple[int, Path] | str:
     """(version, directory) of this process's cgroup for ``controller``, or why there is none."""
     return _own(proc, _read(proc / "self" / "mountinfo"), controller)
 
@@ -214,7 +214,7 @@ class RunGroup:
         if os.environ.get("DOCKERLAB_CGROUP", "").lower() in ("off", "0", "no"):
             return "DOCKERLAB_CGROUP=off"
         try:
-            found = own("memory", proc)
+            found = own_cgroup("memory", proc)
             if isinstance(found, str):
                 return found
             version, own = found
