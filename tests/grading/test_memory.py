@@ -210,6 +210,8 @@ def test_the_grader_finds_its_cgroup_in_either_version(tmp_path):
     assert cgroup._own(proc, f"30 23 0:26 /user.slice {tmp_path / 'v2' / 'user.slice'} rw - cgroup2 cgroup2 rw\n") == (2, v2)
     (v2 / "cgroup.controllers").write_text("cpu pids\n")
     assert "without the memory controller" in cgroup._own(proc, f"30 23 0:26 / {tmp_path / 'v2'} rw - cgroup2 cgroup2 rw\n")
+    # the benchmark's CPU meter: v2 counts CPU time in every cgroup, no controller needed
+    assert cgroup._own(proc, f"30 23 0:26 / {tmp_path / 'v2'} rw - cgroup2 cgroup2 rw\n", "cpuacct") == (2, v2)
     assert "not Linux" in cgroup._own(tmp_path / "nowhere", "")
 
 
